@@ -1,0 +1,54 @@
+# Concurrency Patterns: the two commands a reader needs are `make serve` and `make test`.
+# Everything else here is what those two are made of.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+# Material for MkDocs prints an end-of-life notice on every build; readers of this
+# Makefile have already chosen their engine (docs/about/engine.md).
+export NO_MKDOCS_2_WARNING := 1
+export DISABLE_MKDOCS_2_WARNING := true
+
+.DEFAULT_GOAL := help
+.PHONY: help serve build test lint typecheck pytest test-all lock bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11.5 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11, 5) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	@touch $@
+
+serve: $(VENV)/.installed ## serve the site with live reload on http://127.0.0.1:$(PORT)
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT) --livereload
+
+build: $(VENV)/.installed ## build the site into site/ (strict: any warning fails)
+	$(BIN)/mkdocs build --strict
+
+lint: $(VENV)/.installed ## ruff on snippets/ and tests/
+	$(BIN)/ruff check snippets tests
+	$(BIN)/ruff format --check snippets tests
+
+typecheck: $(VENV)/.installed ## mypy (strict) on snippets/ and tests/
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck build pytest ## every check: lint, types, strict build, all tests
+	@$(BIN)/python tests/summary.py
+
+test-all: $(VENV)/.installed ## the snippet tests on Python 3.11, 3.12 and 3.13
+	@$(BIN)/python tests/python_matrix.py
+
+lock: ## re-resolve requirements.lock from pyproject.toml (needs network to PyPI)
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet uv==0.13.9
+	.venv-lock/bin/uv pip compile pyproject.toml --extra docs --extra test --universal \
+	  --python-version 3.11.5 --generate-hashes -o requirements.lock
+
+clean: ## remove the build output and the virtual environments
+	rm -rf site .venv .venv-* .pytest_cache .mypy_cache .ruff_cache
