@@ -1,0 +1,1 @@
+"""Build optimization: one module per pattern."""

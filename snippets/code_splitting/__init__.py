@@ -1,0 +1,1 @@
+"""Code splitting: one module per pattern."""

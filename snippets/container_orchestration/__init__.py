@@ -1,0 +1,1 @@
+"""Container orchestration: one module per pattern."""

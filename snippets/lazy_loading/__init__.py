@@ -1,0 +1,1 @@
+"""Lazy loading: one module per pattern."""

@@ -1,0 +1,1 @@
+"""Message queues: one module per pattern."""

@@ -1,0 +1,1 @@
+"""Webhook design: one module per pattern."""

@@ -1,0 +1,1 @@
+"""Tests for snippets/build_optimization, one module per pattern."""

@@ -1,0 +1,1 @@
+"""Tests for snippets/code_splitting, one module per pattern."""

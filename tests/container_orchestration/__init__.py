@@ -1,0 +1,1 @@
+"""Tests for snippets/container_orchestration, one module per pattern."""

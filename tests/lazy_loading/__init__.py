@@ -1,0 +1,1 @@
+"""Tests for snippets/lazy_loading, one module per pattern."""

@@ -1,0 +1,1 @@
+"""Tests for snippets/message_queues, one module per pattern."""

@@ -1,0 +1,1 @@
+"""Tests for snippets/webhook_design, one module per pattern."""
