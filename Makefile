@@ -28,15 +28,16 @@ serve: $(VENV)/.installed ## serve the site with live reload on http://127.0.0.1
 build: $(VENV)/.installed ## build the site into site/ (strict: any warning fails)
 	$(BIN)/mkdocs build --strict
 
-lint: $(VENV)/.installed ## ruff on snippets/ and tests/
-	$(BIN)/ruff check snippets tests
-	$(BIN)/ruff format --check snippets tests
+lint: $(VENV)/.installed ## ruff on snippets/, tests/ and the build hooks
+	$(BIN)/ruff check snippets tests overrides
+	$(BIN)/ruff format --check snippets tests overrides
 
 typecheck: $(VENV)/.installed ## mypy (strict) on snippets/ and tests/
 	$(BIN)/mypy
 
 pytest: $(VENV)/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@mkdir -p .reports
+	$(BIN)/python -m pytest --junitxml=.reports/pytest.xml $(PYTEST_ARGS)
 
 test: lint typecheck build pytest ## every check: lint, types, strict build, all tests
 	@$(BIN)/python tests/summary.py

@@ -1,1 +1,1 @@
-"""The code the guide shows: one module per pattern, each run by its test under tests/."""
+"""The code the guide shows: one module per pattern, run by its test in tests/."""

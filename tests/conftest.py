@@ -138,7 +138,6 @@ def postgres() -> Iterator[Postgres]:
             conn.execute(f"DROP SCHEMA {target.schema} CASCADE")
 
 
-
 @dataclass
 class Redis:
     """A key prefix of the test's own; every key made with ``key()`` is deleted."""

@@ -15,9 +15,7 @@ def test_postgres_gives_each_test_its_own_schema(postgres: Postgres) -> None:
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE probe (n int)")
         conn.execute("INSERT INTO probe VALUES (1)")
-        row = conn.execute(
-            "SELECT current_schema(), count(*) FROM probe"
-        ).fetchone()
+        row = conn.execute("SELECT current_schema(), count(*) FROM probe").fetchone()
     assert row == (postgres.schema, 1)
 
 

@@ -1,0 +1,1 @@
+"""Checks of the site as a whole: pages, build, browser."""

@@ -1,0 +1,124 @@
+"""Fixtures for the site checks: a strict build, a loopback server, Chromium."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, unavailable
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Flags that keep Chromium from calling home; without them it tries Google's
+# hosts at start-up and those attempts would be counted as foreign requests.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def build_site(
+    site_dir: Path, docs_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``mkdocs build --strict`` with the project's config.
+
+    ``docs_dir`` swaps in another docs folder (a copy with a broken page, say);
+    every other setting is the project's own.
+    """
+    config = (ROOT / "mkdocs.yml").read_text()
+    config = re.sub(r"(?m)^docs_dir: .*$", f"docs_dir: {docs_dir or ROOT / 'docs'}", config)
+    config = re.sub(r"(?m)^site_dir: .*$", f"site_dir: {site_dir}", config)
+    config = config.replace("custom_dir: overrides", f"custom_dir: {ROOT / 'overrides'}")
+    config = config.replace("  - overrides/hooks/", f"  - {ROOT / 'overrides' / 'hooks'}/")
+    config_file = site_dir.parent / f"{site_dir.name}-mkdocs.yml"
+    config_file.write_text(config)
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config_file)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole site, built strictly once per test session."""
+    site = tmp_path_factory.mktemp("built") / "site"
+    result = build_site(site)
+    assert result.returncode == 0, f"strict build failed:\n{result.stderr}"
+    return site
+
+
+@pytest.fixture
+def docs_copy(tmp_path: Path) -> Path:
+    """A copy of docs/ that a test may break."""
+    copy = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", copy)
+    return copy
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    host: str
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def site_server(built_site: Path) -> Iterator[Server]:
+    """The built site over HTTP on a free loopback port."""
+    handler = functools.partial(_QuietHandler, directory=str(built_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        yield Server(url=f"http://{host}/", host=host, root=built_site)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright; never a downloaded browser.
+
+    Module-scoped: Playwright's sync API keeps an event loop running while it
+    is open, and tests elsewhere call ``asyncio.run``.
+    """
+    if not Path(CHROMIUM).exists():
+        unavailable(f"Chromium at {CHROMIUM}", "install it with `apt-get install -y chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
