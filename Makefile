@@ -23,7 +23,7 @@ $(VENV)/.installed: requirements.lock
 	@touch $@
 
 serve: $(VENV)/.installed ## serve the site with live reload on http://127.0.0.1:$(PORT)
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT) --livereload
+	SITE_URL=http://127.0.0.1:$(PORT)/ $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT) --livereload
 
 build: $(VENV)/.installed ## build the site into site/ (strict: any warning fails)
 	$(BIN)/mkdocs build --strict
