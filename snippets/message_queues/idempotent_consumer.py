@@ -93,10 +93,12 @@ Handler = Callable[[Conn, str, Credit], bool]
 
 
 def _apply(conn: Conn, credit: Credit) -> None:
-    conn.execute(
+    updated = conn.execute(
         "UPDATE accounts SET balance = balance + %s WHERE id = %s",
         (credit.amount, credit.account),
-    )
+    ).rowcount
+    if updated != 1:  # roll back the marker too, or the credit is lost for good
+        raise LookupError(f"no account {credit.account!r}")
 
 
 # --8<-- [start:naive]
@@ -206,7 +208,8 @@ def consume(
     ``idle_timeout`` seconds.
 
     Raises:
-        psycopg.OperationalError: The database failed; the message is requeued.
+        Exception: Whatever the handler or the database raised, after the
+            transaction rolled back and the message was requeued.
     """
     deliveries = channel.consume(queue, inactivity_timeout=idle_timeout)
     for method, properties, body in deliveries:
@@ -223,7 +226,7 @@ def consume(
         try:
             with conn.transaction():
                 handler(conn, consumer, credit)
-        except psycopg.OperationalError:
+        except Exception:  # rolled back: requeue, and let a supervisor restart us
             channel.basic_nack(method.delivery_tag, requeue=True)
             raise
         channel.basic_ack(method.delivery_tag)  # only after the commit

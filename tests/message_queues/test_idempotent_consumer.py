@@ -285,6 +285,29 @@ def test_marker_in_a_separate_transaction_loses_the_credit(
     expected_output("message_queues/idempotent_consumer.crash-separate-store", report)
 
 
+def test_failed_handler_leaves_no_marker_and_requeues(
+    postgres: Postgres, rabbitmq: RabbitMQ
+) -> None:
+    setup_db(postgres)
+    queue = rabbitmq.name("credits")
+    publish_credit(
+        rabbitmq, queue, Credit("credit-1", "bob", AMOUNT)
+    )  # no such account
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
+    try:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=1)
+        with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+            log_versions(conn, connection)
+            with pytest.raises(LookupError):
+                consume(channel, queue, conn, credit_once, CONSUMER, threading.Event())
+            rows = inbox_rows(conn)
+    finally:
+        connection.close()
+    assert rows == 0  # the marker rolled back with the failed credit
+    assert queue_depth(rabbitmq, queue) == 1  # and the message is back in the queue
+
+
 # --------------------------------------------------------------------------- #
 # Two deliveries of one message at the same moment
 # --------------------------------------------------------------------------- #
