@@ -257,8 +257,8 @@ def run_relay(
     """Relay until ``stop`` is set; return the number of events published.
 
     ``NOTIFY`` wakes the relay as soon as an event commits. The poll every
-    ``poll_interval`` seconds catches what a notification missed (the relay was
-    reconnecting, or the notification arrived mid-batch). A broker failure
+    ``poll_interval`` seconds catches what a notification missed, for example
+    one sent while the relay was reconnecting. A broker failure
     leaves the batch pending and is retried after ``retry_delay`` seconds;
     database errors propagate, so a supervisor restarts the relay.
     """
