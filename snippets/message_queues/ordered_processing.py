@@ -141,7 +141,7 @@ async def run_partitioned(
 # --8<-- [end:partitioned]
 
 
-# --8<-- [start:simulation]
+# --8<-- [start:events]
 def account_events(accounts: int, per_account: int, seed: int) -> list[Event]:
     """Deposits and withdrawals, each account's in order, accounts mixed at random."""
     rng = random.Random(seed)
@@ -164,6 +164,10 @@ async def feed(events: list[Event]) -> AsyncIterator[Event]:
         yield event
 
 
+# --8<-- [end:events]
+
+
+# --8<-- [start:latency]
 def applier(ledger: Ledger, seed: int) -> Callable[[Event], Awaitable[None]]:
     """Apply events after a seeded 0-5 turns of I/O latency each."""
     rng = random.Random(seed)
@@ -185,6 +189,10 @@ def replay(events: list[Event]) -> Ledger:
     return ledger
 
 
+# --8<-- [end:latency]
+
+
+# --8<-- [start:turns]
 async def turns_taken(work: Awaitable[None]) -> int:
     """Await `work`; return how many event-loop turns it took (a steady clock)."""
     turns = 0
@@ -203,7 +211,7 @@ async def turns_taken(work: Awaitable[None]) -> int:
     return turns
 
 
-# --8<-- [end:simulation]
+# --8<-- [end:turns]
 
 
 # --8<-- [start:order-demo]
@@ -283,13 +291,6 @@ class AgingPriorityQueue(Generic[T]):
             self._size += 1
             self._not_empty.notify()
 
-    def close(self) -> None:
-        """Refuse new items; `get()` drains what is queued, then raises `Closed`."""
-        with self._lock:
-            self._closed = True
-            self._not_empty.notify_all()
-            self._not_full.notify_all()
-
     # --8<-- [end:aging-queue]
     # --8<-- [start:aging-get]
     def get(self, timeout: float | None = None) -> T:
@@ -313,6 +314,12 @@ class AgingPriorityQueue(Generic[T]):
             return self._levels[best_level].popleft().item
 
     # --8<-- [end:aging-get]
+    def close(self) -> None:
+        """Refuse new items; `get()` drains what is queued, then raises `Closed`."""
+        with self._lock:
+            self._closed = True
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
 
 
 # --8<-- [start:priority-demo]
@@ -397,7 +404,6 @@ def consume_events(
 # --8<-- [end:rabbitmq]
 
 
-# --8<-- [start:rabbitmq-run]
 def wait_for_consumers(
     channel: Any, queue_name: str, count: int, timeout: float
 ) -> None:
@@ -409,6 +415,7 @@ def wait_for_consumers(
         time.sleep(0.02)
 
 
+# --8<-- [start:rabbitmq-run]
 def publish_and_consume(
     url: str,
     queue_name: str,
@@ -455,7 +462,7 @@ def publish_and_consume(
 # --8<-- [end:rabbitmq-run]
 
 
-# --8<-- [start:rabbitmq-demo]
+# --8<-- [start:rabbitmq-race]
 def slow_deposit_run(
     url: str, queue_name: str, *, single_active: bool, hold: float
 ) -> tuple[Ledger, set[str]]:
@@ -486,6 +493,9 @@ def slow_deposit_run(
     return ledger, receivers
 
 
+# --8<-- [end:rabbitmq-race]
+
+
 def rabbitmq_demo(url: str, plain: str, single: str, hold: float = 0.5) -> list[str]:
     """The lines the page shows: a plain queue versus single active consumer."""
     lines = ["one account: deposit 100, then withdraw 80; 2 consumers, prefetch 1"]
@@ -502,6 +512,3 @@ def rabbitmq_demo(url: str, plain: str, single: str, hold: float = 0.5) -> list[
             f"balance {ledger.balances.get('acct-42', 0)} (want 20)"
         )
     return lines
-
-
-# --8<-- [end:rabbitmq-demo]

@@ -25,7 +25,6 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
-# --8<-- [start:naive]
 @dataclass
 class NaiveRun:
     """What the unbounded, flag-stopped pipeline did."""
@@ -36,6 +35,7 @@ class NaiveRun:
     stuck: int = 0
 
 
+# --8<-- [start:naive]
 async def naive_pipeline(
     source: AsyncIterable[T],
     handle: Callable[[T], Awaitable[None]],
@@ -116,6 +116,8 @@ class AsyncWorkQueue(Generic[T]):
         except _SHUT_DOWN:
             raise Closed from None
 
+    # --8<-- [end:async-queue]
+    # --8<-- [start:async-close]
     async def get(self) -> T:
         """Take the next item; raise `Closed` once the queue is closed and empty."""
         try:
@@ -136,7 +138,7 @@ class AsyncWorkQueue(Generic[T]):
             else:
                 await self._queue.put(_STOP)  # waits for room, like any producer
 
-    # --8<-- [end:async-queue]
+    # --8<-- [end:async-close]
     def qsize(self) -> int:
         """Items waiting in the queue."""
         return self._queue.qsize()
@@ -251,6 +253,8 @@ class ThreadWorkQueue(Generic[T]):
         except _SHUT_DOWN:
             raise Closed from None
 
+    # --8<-- [end:thread-queue]
+    # --8<-- [start:thread-close]
     def get(self, timeout: float | None = None) -> T:
         """Next item; `Closed` once closed and empty, `queue.Empty` on timeout."""
         try:
@@ -275,7 +279,7 @@ class ThreadWorkQueue(Generic[T]):
             else:
                 self._queue.put(_STOP, timeout=timeout)
 
-    # --8<-- [end:thread-queue]
+    # --8<-- [end:thread-close]
     def qsize(self) -> int:
         """Approximate number of waiting items (other threads move it)."""
         return self._queue.qsize()
@@ -283,6 +287,32 @@ class ThreadWorkQueue(Generic[T]):
     def full(self) -> bool:
         """True when a `put()` would probably block."""
         return self._queue.full()
+
+
+# --8<-- [start:thread-consumer]
+def consume_in_thread(
+    work: ThreadWorkQueue[T],
+    handle: Callable[[T], None],
+    stats: Stats,
+    lock: threading.Lock,
+) -> None:
+    """`consume` for a thread: handle items until the queue is closed and drained."""
+    while True:
+        try:
+            item = work.get()
+        except Closed:
+            return
+        try:
+            handle(item)
+        except Exception:
+            with lock:
+                stats.failed += 1
+        else:
+            with lock:
+                stats.handled += 1
+
+
+# --8<-- [end:thread-consumer]
 
 
 # --8<-- [start:thread-pipeline]
@@ -303,28 +333,17 @@ def level_load_threads(
     """
     work: ThreadWorkQueue[T] = ThreadWorkQueue(maxsize)
     stats, lock = Stats(), threading.Lock()
-
-    def consume() -> None:
-        while True:
-            try:
-                item = work.get()
-            except Closed:
-                return
-            try:
-                handle(item)
-                with lock:
-                    stats.handled += 1
-            except Exception:
-                with lock:
-                    stats.failed += 1
-
-    threads = [threading.Thread(target=consume, daemon=True) for _ in range(consumers)]
+    threads = [
+        threading.Thread(target=consume_in_thread, args=(work, handle, stats, lock))
+        for _ in range(consumers)
+    ]
     for thread in threads:
+        thread.daemon = True  # a stuck consumer must not keep the process alive
         thread.start()
     for item in source:
         stats.producer_waits += work.full()
         started = time.perf_counter()
-        work.put(item, timeout=put_timeout)  # daemon consumers die with the process
+        work.put(item, timeout=put_timeout)
         stats.producer_blocked_s += time.perf_counter() - started
         stats.accepted += 1
         stats.peak_depth = max(stats.peak_depth, work.qsize())
@@ -370,13 +389,13 @@ def slow_store(turns: int) -> Callable[[Order], Awaitable[None]]:
 # --8<-- [end:simulation]
 
 
-# --8<-- [start:demo]
 BURST, CONSUMERS, STORE_TURNS = 2_000, 2, 8
 HEADER = (
     f"{BURST:,} orders, one per turn; {CONSUMERS} consumers, {STORE_TURNS} turns each"
 )
 
 
+# --8<-- [start:break-demo]
 async def break_demo() -> list[str]:
     """What the naive pipeline does with a fast producer, and with a slow one."""
     store, lines = slow_store(STORE_TURNS), [HEADER]
@@ -393,6 +412,10 @@ async def break_demo() -> list[str]:
     return lines
 
 
+# --8<-- [end:break-demo]
+
+
+# --8<-- [start:pattern-demo]
 async def pattern_demo() -> list[str]:
     """The same two producers through `level_load`."""
     store, lines = slow_store(STORE_TURNS), [HEADER]
@@ -419,4 +442,4 @@ async def pattern_demo() -> list[str]:
     return lines
 
 
-# --8<-- [end:demo]
+# --8<-- [end:pattern-demo]
