@@ -56,9 +56,10 @@ def connect(
 
     Args:
         url: AMQP URL, for example ``amqp://guest:guest@127.0.0.1:5672/%2F``.
-        heartbeat: seconds between heartbeats. The broker closes a connection
-            that stays silent for about two intervals, so a handler must not
-            block the connection's thread (see `run_consumer`).
+        heartbeat: heartbeat timeout in seconds. After two missed heartbeats
+            (sent every ``heartbeat / 2`` s) the broker closes the connection,
+            so a handler must not block the connection's thread (see
+            `work_while_serving_connection`).
         timeout: limit in seconds for connecting, for each protocol step, and
             for a publish blocked by a broker resource alarm.
 
@@ -173,10 +174,10 @@ def work_while_serving_connection(
 ) -> None:
     """Run ``handle`` on a worker thread while this thread serves the connection.
 
-    pika sends heartbeats only while the connection's thread is inside pika. If
-    the handler ran on that thread for longer than about two heartbeat
-    intervals, the broker would close the connection and redeliver a message
-    that was in fact processed.
+    pika sends heartbeats only while the connection's thread is inside pika. A
+    handler that kept that thread busy for longer than the heartbeat timeout
+    would get the connection closed by the broker, and its message redelivered
+    although it was processed.
 
     Raises:
         Exception: whatever ``handle`` raised, re-raised on this thread.

@@ -301,7 +301,7 @@ def demo_unbounded(
                 body, handle_or_requeue(channel, method, body, example_handler)
             )
         left = 1 + len(GOOD) - len(outcome.processed)
-        _wait_for(lambda: depth(channel, queue) == left, timeout)
+        wait_until(lambda: depth(channel, queue) == left, timeout)
         outcome.still_queued = depth(channel, queue)
     return outcome
 
@@ -309,7 +309,8 @@ def demo_unbounded(
 # --8<-- [end:demo-unbounded]
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    """Poll ``condition`` every 10 ms; raise `TimeoutError` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

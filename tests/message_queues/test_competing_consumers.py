@@ -223,7 +223,7 @@ def test_bounded_prefetch_spreads_the_work(
     expected_output(f"{OUTPUT}.prefetch_bounded", "\n".join(lines))
 
 
-SLOW_SECONDS = 4.0  # well past two missed 1 s heartbeats
+SLOW_SECONDS = 4.0  # four times the 1 s heartbeat timeout
 
 
 def test_blocking_the_connection_thread_drops_the_connection(

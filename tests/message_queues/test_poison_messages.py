@@ -186,12 +186,23 @@ with pm.connect(url) as connection:
 """
 
 
+def consumers(url: str, queue: str) -> int:
+    with pm.connect(url) as connection:
+        method = connection.channel().queue_declare(queue, passive=True).method
+        return int(method.consumer_count)
+
+
 def run_until_clean_exit(
     url: str, queue: str, dead_letter_queue: str, mode: str, max_runs: int
 ) -> tuple[int, list[str]]:
-    """Start consumers one after another; count the ones the poison kills."""
-    killed = 0
+    """Start consumers one after another; count the ones the poison kills.
+
+    Returns how many were killed and what the consumers processed, in order.
+    """
+    killed, processed = 0, []
     for _ in range(max_runs):
+        # The broker has seen the previous consumer die and requeued its message.
+        pm.wait_until(lambda: consumers(url, queue) == 0, 10)
         done = subprocess.run(
             [
                 sys.executable,
@@ -207,12 +218,12 @@ def run_until_clean_exit(
             text=True,
             timeout=30,
         )
-        if done.returncode == -signal.SIGKILL:
-            killed += 1
-            continue
-        assert done.returncode == 0, done.stderr
-        return killed, done.stdout.split()
-    return killed, []
+        processed += done.stdout.split()
+        if done.returncode != -signal.SIGKILL:
+            assert done.returncode == 0, done.stderr
+            break
+        killed += 1
+    return killed, processed
 
 
 def test_delivery_limit_also_stops_a_message_that_kills_its_consumer(
@@ -234,6 +245,7 @@ def test_delivery_limit_also_stops_a_message_that_kills_its_consumer(
         killed, processed = run_until_clean_exit(
             rabbitmq.url, queue, dlq, "limit", max_runs=8
         )
+        pm.wait_until(lambda: pm.depth(channel, dlq) > 0, 10)  # async transfer
         dead = pm.read_dead_letters(channel, dlq)
     assert killed == 4  # delivered limit + 1 times, then dead-lettered
     assert processed == [b.decode() for b in pm.GOOD]
@@ -241,7 +253,7 @@ def test_delivery_limit_also_stops_a_message_that_kills_its_consumer(
     expected_output(
         f"{OUTPUT}.crash_limit",
         f"consumers killed by the poison message: {killed}\n"
-        f"next consumer processed: {' '.join(processed)}\n"
+        f"then processed: {' '.join(processed)}\n"
         f"dead-letter queue: {' '.join(dead)}",
     )
 
@@ -260,10 +272,10 @@ def test_counted_retries_cannot_count_a_crash(
         killed, processed = run_until_clean_exit(
             rabbitmq.url, queue, dlq, "counted", max_runs=6
         )
+        pm.wait_until(lambda: consumers(rabbitmq.url, queue) == 0, 10)
+        left, dead = pm.depth(channel, queue), pm.depth(channel, dlq)
         method, properties, body = channel.basic_get(queue, auto_ack=False)
         channel.basic_nack(method.delivery_tag, requeue=True)
-        left = pm.depth(channel, queue)
-        dead = pm.depth(channel, dlq)
     assert killed == 6 and processed == []  # every run died on the same message
     assert body == b"poison"
     assert method.redelivered
