@@ -246,6 +246,10 @@ def nats() -> Iterator[Nats]:
 # --------------------------------------------------------------------------- #
 
 
+OUTPUT_FILES = sorted((ROOT / "snippets").glob("*/output/*.txt"))
+COMPARED: set[Path] = set()
+
+
 class OutputCheck(Protocol):
     def __call__(self, name: str, actual: str) -> None: ...
 
@@ -264,6 +268,7 @@ def expected_output() -> OutputCheck:
         topic, _, stem = name.partition("/")
         path = ROOT / "snippets" / topic / "output" / f"{stem}.txt"
         text = actual if actual.endswith("\n") else actual + "\n"
+        COMPARED.add(path)
         if os.environ.get("UPDATE_OUTPUT") == "1":
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -278,3 +283,31 @@ def expected_output() -> OutputCheck:
         )
 
     return check
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After a full, green run: every output file a page shows was compared.
+
+    A file no test compares any more would show readers output that no longer
+    runs. The check needs the whole suite: it is skipped for a partial run
+    (paths, -k, -m, --lf) and when any test was skipped.
+    """
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    partial = (
+        exitstatus != 0
+        or config.option.keyword
+        or config.option.markexpr
+        or config.option.lf
+        or [Path(arg).resolve() for arg in config.args] != [ROOT / "tests"]
+        or (reporter is not None and reporter.stats.get("skipped"))
+    )
+    if partial:
+        return
+    stale = [path for path in OUTPUT_FILES if path not in COMPARED]
+    if stale:
+        names = "\n  ".join(str(path.relative_to(ROOT)) for path in stale)
+        message = f"output files shown on pages that no test compared:\n  {names}"
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

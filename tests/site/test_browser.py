@@ -36,9 +36,11 @@ def watch(page: Any, server: Server) -> list[str]:
     problems: list[str] = []
     page.on(
         "console",
-        lambda m: problems.append(f"console {m.type}: {m.text}")
-        if m.type in ("error", "warning")
-        else None,
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
     )
     page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
     page.on(
@@ -48,15 +50,27 @@ def watch(page: Any, server: Server) -> list[str]:
 
     def check_host(request: Any) -> None:
         parts = urlsplit(request.url)
-        if parts.scheme in ("http", "https", "ws", "wss") and parts.netloc != server.host:
+        if (
+            parts.scheme in ("http", "https", "ws", "wss")
+            and parts.netloc != server.host
+        ):
             problems.append(f"request to another host: {request.url}")
 
     page.on("request", check_host)
     page.on(
         "response",
-        lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None,
+        lambda r: (
+            problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None
+        ),
     )
     return problems
+
+
+ALL_DIAGRAMS_RENDERED = """() => {
+  const hosts = [...document.querySelectorAll('.mermaid')];
+  return hosts.every(d => d.tagName === 'DIV' && d.shadowRoot
+                          && d.shadowRoot.querySelector('svg'));
+}"""
 
 
 def test_every_page_loads_cleanly_and_only_from_the_site(
@@ -65,16 +79,32 @@ def test_every_page_loads_cleanly_and_only_from_the_site(
     urls = page_urls(site_server)
     assert len(urls) >= 12
     context = browser.new_context()
+    context.add_init_script(OPEN_SHADOW_ROOTS)
     failures: dict[str, list[str]] = {}
+    diagrams = 0
     for url in urls:
         page = context.new_page()
         problems = watch(page, site_server)
         page.goto(url, wait_until="networkidle")
+        try:
+            page.wait_for_function(ALL_DIAGRAMS_RENDERED, timeout=15_000)
+        except Exception:
+            problems.append("a diagram did not render as SVG")
+        diagrams += page.locator(".mermaid").count()
         if problems:
             failures[url] = problems
         page.close()
     context.close()
-    assert not failures, "\n".join(f"{u}\n  " + "\n  ".join(p) for u, p in failures.items())
+    assert not failures, "\n".join(
+        f"{u}\n  " + "\n  ".join(p) for u, p in failures.items()
+    )
+    in_html = sum(
+        html.read_text().count('class="mermaid"')
+        for html in site_server.root.rglob("index.html")
+    )
+    assert diagrams == in_html > 0, (
+        f"{diagrams} diagrams rendered, {in_html} in the HTML"
+    )
 
 
 def test_diagram_renders_as_svg_and_library_loads_only_where_needed(
