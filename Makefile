@@ -11,7 +11,7 @@ export NO_MKDOCS_2_WARNING := 1
 export DISABLE_MKDOCS_2_WARNING := true
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test lint typecheck pytest test-all lock bench clean
+.PHONY: help serve build test lint typecheck pytest test-all ledger lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test: lint typecheck build pytest ## every check: lint, types, strict build, all
 
 test-all: $(VENV)/.installed ## the snippet tests on Python 3.11, 3.12 and 3.13
 	@$(BIN)/python tests/python_matrix.py
+
+ledger: build ## add the built site's pages and anchors to overrides/link-ledger.txt
+	$(BIN)/python -m overrides.hooks.links site
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs network to PyPI)
 	$(PYTHON) -m venv .venv-lock

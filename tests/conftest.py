@@ -298,7 +298,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         exitstatus != 0
         or config.option.keyword
         or config.option.markexpr
-        or config.option.lf
+        or getattr(config.option, "lf", False)
         or [Path(arg).resolve() for arg in config.args] != [ROOT / "tests"]
         or (reporter is not None and reporter.stats.get("skipped"))
     )
