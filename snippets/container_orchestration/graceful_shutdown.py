@@ -317,7 +317,6 @@ else:
     _QUEUE_CLOSED: tuple[type[Exception], ...] = ()
 
 
-# --8<-- [start:pool]
 class WorkerPool:
     """Worker threads that run jobs, holding at most ``workers + prefetch`` at once.
 
@@ -374,8 +373,6 @@ class WorkerPool:
     def hand_back(self, job: str) -> None:
         """Hand back a job that the pool will not run."""
         self._nack(job)
-
-    # --8<-- [end:pool]
 
     # --8<-- [start:worker]
     def _worker(self) -> None:
