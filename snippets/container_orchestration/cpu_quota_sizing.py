@@ -74,7 +74,7 @@ def parse_cpu_max(text: str) -> tuple[int, int] | None:
     fields = text.split()
     if not fields or fields[0] == "max":
         return None
-    quota, period = int(fields[0]), int(fields[1]) if len(fields) > 1 else 100_000
+    quota, period = int(fields[0]), int(fields[1])
     if quota <= 0 or period <= 0:
         raise ValueError(f"not a CPU limit: {text.strip()!r}")
     return quota, period
