@@ -162,9 +162,9 @@ def read_cpu_quota(root: Path = Path("/")) -> CpuQuota | None:
     """The tightest CPU quota on the process's cgroup and its ancestors.
 
     The kernel throttles a cgroup when it or any ancestor runs out of quota,
-    so a limit set on a parent (a Pod-level limit, a systemd slice) counts
-    as much as one set on the container's own cgroup. Only the ancestors
-    inside the mount are visible; inside a container that is its own subtree.
+    so a limit set on a parent cgroup counts as much as one set on the
+    process's own. Only the ancestors inside the mount are visible; inside a
+    container with its own cgroup namespace, that is the container's subtree.
 
     Args:
         root: Where `/proc` and `/sys` are; tests use a tree of plain files.
