@@ -1,0 +1,631 @@
+"""Tests for snippets/container_orchestration/probes.py.
+
+The replicas are real HTTP servers on loopback and the dependency is a real TCP
+server that can be made slow: it holds every reply until the test lets it go.
+A small kubelet stand-in probes each replica every period, counts consecutive
+failures against the manifest's `failureThreshold`, and restarts a replica
+(closes it and starts a new one) when liveness fails that often in a row.
+Periods are scaled from seconds to 50 ms; the restart decisions only depend on
+counts, so the counts printed are the same on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import queue
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from snippets.container_orchestration.probes import (
+    Answer,
+    CachedCheck,
+    Health,
+    Heartbeat,
+    NaiveProbes,
+    ProbeServer,
+    ProbeSettings,
+    Service,
+    beat_from_loop,
+    ping_check,
+    run_worker,
+)
+from tests.conftest import ROOT, OutputCheck
+
+MANIFEST = ROOT / "snippets/container_orchestration/manifests/probes.deployment.yaml"
+HOST = "127.0.0.1"
+PERIOD = 0.05  # the kubelet stand-in's probe period (scaled down from seconds)
+PROBE_TIMEOUT = 0.3  # its per-probe timeout; the naive probes always hit it
+REPLICAS = 3
+FAST = ProbeSettings(
+    heartbeat_max_age=1.0, check_interval=0.1, check_timeout=0.2, worker_poll=0.05
+)
+
+
+# --------------------------------------------------------------------------- #
+# A dependency that can be made slow, and HTTP helpers
+# --------------------------------------------------------------------------- #
+
+
+class SlowDependency:
+    """A TCP server answering `PING` with `PONG`; `degrade()` holds the replies.
+
+    It counts every request it receives, so the tests can see how much load
+    the probes put on it.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._lock = threading.Lock()
+        self._healthy = threading.Event()
+        self._healthy.set()
+        dependency = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                if self.rfile.readline() != b"PING\n":
+                    return
+                with dependency._lock:
+                    dependency.calls += 1
+                dependency._healthy.wait(timeout=10)  # slow: hold the reply
+                try:
+                    self.wfile.write(b"PONG\n")
+                except OSError:
+                    pass  # the caller gave up waiting: its timeout fired
+
+        self._server = socketserver.ThreadingTCPServer((HOST, 0), Handler)
+        self._server.daemon_threads = True
+        self.address: tuple[str, int] = self._server.server_address[:2]  # type: ignore[assignment]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def degrade(self) -> None:
+        self._healthy.clear()
+
+    def recover(self) -> None:
+        self._healthy.set()
+
+    def close(self) -> None:
+        self.recover()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def dependency() -> Iterator[SlowDependency]:
+    server = SlowDependency()
+    yield server
+    server.close()
+
+
+def get(address: tuple[str, int], path: str, timeout: float = 2.0) -> Answer:
+    """One GET; a timeout or a refused connection comes back as status 0."""
+    conn = http.client.HTTPConnection(*address, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode().strip()
+    except OSError as error:
+        return 0, type(error).__name__
+    finally:
+        conn.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll `condition` until it holds or `timeout` passes (a bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+# --------------------------------------------------------------------------- #
+# Replicas and a kubelet stand-in
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class Replica:
+    address: tuple[str, int]
+    close: Callable[[], None]
+
+
+def naive_replica(dependency: SlowDependency) -> Replica:
+    server = ProbeServer(NaiveProbes(ping_check(dependency.address), 1.0), HOST)
+    server.start()
+    return Replica(server.address, server.close)
+
+
+def cached_replica(
+    dependency: SlowDependency, settings: ProbeSettings = FAST
+) -> Replica:
+    service = Service(ping_check(dependency.address), settings=settings, host=HOST)
+    service.start()
+    assert service.check.wait_first(5) and service.health.started.wait(5)
+    return Replica(service.server.address, service.close)
+
+
+def manifest_probes() -> dict[str, dict[str, Any]]:
+    deployment = yaml.safe_load(MANIFEST.read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {
+        kind: container[f"{kind}Probe"] for kind in ("startup", "liveness", "readiness")
+    }
+
+
+@dataclass
+class Pod:
+    """What the kubelet knows about one replica."""
+
+    replica: Replica
+    ready: bool = False
+    live_streak: int = 0
+    ready_streak: int = 0
+    liveness_failures: int = 0
+    restarts: int = 0
+    went_unready: bool = False
+
+
+@dataclass
+class Kubelet:
+    """Probe every pod each period and act on `failureThreshold` like a kubelet.
+
+    Liveness and readiness run every period; the real kubelet has no startup
+    probe phase here because the naive replicas have none and the cached
+    replicas are started before the kubelet takes over.
+    """
+
+    start: Callable[[], Replica]
+    pods: list[Pod] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        probes = manifest_probes()
+        self.liveness_threshold = int(probes["liveness"]["failureThreshold"])
+        self.readiness_threshold = int(probes["readiness"]["failureThreshold"])
+        self.pods = [Pod(self.start()) for _ in range(REPLICAS)]
+
+    def probe_once(self, pod: Pod) -> None:
+        if 200 <= get(pod.replica.address, "/livez", PROBE_TIMEOUT)[0] < 400:
+            pod.live_streak = 0
+        else:
+            pod.liveness_failures += 1
+            pod.live_streak += 1
+            if pod.live_streak >= self.liveness_threshold:
+                pod.replica.close()  # kill and start again: a restart
+                pod.replica = self.start()
+                pod.restarts += 1
+                pod.live_streak = pod.ready_streak = 0
+                pod.ready = False  # a new container starts not ready
+                return
+        if 200 <= get(pod.replica.address, "/readyz", PROBE_TIMEOUT)[0] < 400:
+            pod.ready_streak, pod.ready = 0, True
+        else:
+            pod.ready_streak += 1
+            if pod.ready and pod.ready_streak >= self.readiness_threshold:
+                pod.ready, pod.went_unready = False, True
+
+    def run(self, until: Callable[[Pod, int], bool], max_rounds: int = 200) -> None:
+        """Probe all pods in parallel, each until `until(pod, rounds)` holds."""
+
+        def supervise(pod: Pod) -> None:
+            for rounds in range(1, max_rounds + 1):
+                time.sleep(PERIOD)  # the probe period, not a synchronization
+                self.probe_once(pod)
+                if until(pod, rounds):
+                    return
+
+        threads = [threading.Thread(target=supervise, args=(p,)) for p in self.pods]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+            assert not thread.is_alive(), "the kubelet stand-in is stuck"
+
+    def close(self) -> None:
+        for pod in self.pods:
+            pod.replica.close()
+
+
+@dataclass(frozen=True)
+class Outage:
+    liveness_failures: int
+    restarts: int
+    unready: int
+    ready_again: int
+
+
+def run_outage(
+    start: Callable[[], Replica], dependency: SlowDependency, rounds: int
+) -> Outage:
+    """Ready → dependency slow for at least `rounds` periods → recovered."""
+    kubelet = Kubelet(start)
+    try:
+        kubelet.run(until=lambda pod, _: pod.ready)
+        assert all(pod.ready for pod in kubelet.pods), "replicas never became ready"
+        for pod in kubelet.pods:
+            pod.liveness_failures = pod.restarts = 0
+        dependency.degrade()
+        kubelet.run(until=lambda pod, n: n >= rounds and pod.went_unready)
+        outage = (
+            sum(pod.liveness_failures for pod in kubelet.pods),
+            sum(pod.restarts for pod in kubelet.pods),
+            sum(pod.went_unready for pod in kubelet.pods),
+        )
+        dependency.recover()
+        kubelet.run(until=lambda pod, _: pod.ready)
+        return Outage(*outage, sum(pod.ready for pod in kubelet.pods))
+    finally:
+        dependency.recover()
+        kubelet.close()
+
+
+def outage_table(name: str, outage: Outage) -> str:
+    threshold = manifest_probes()["liveness"]["failureThreshold"]
+    return "\n".join(
+        [
+            f"{REPLICAS} replicas, dependency slow for {ROUNDS}+ probe periods, "
+            f"liveness failureThreshold {threshold}",
+            "probes  liveness failures  restarts  unready  ready again",
+            f"{name:<7}{outage.liveness_failures:>18}{outage.restarts:>10}"
+            f"{outage.unready:>7}/{REPLICAS}{outage.ready_again:>11}/{REPLICAS}",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- #
+# See it break, and the fix
+# --------------------------------------------------------------------------- #
+
+ROUNDS = 6
+
+
+def test_naive_liveness_restarts_every_replica_when_the_dependency_is_slow(
+    dependency: SlowDependency, expected_output: OutputCheck
+) -> None:
+    outage = run_outage(lambda: naive_replica(dependency), dependency, ROUNDS)
+    threshold = manifest_probes()["liveness"]["failureThreshold"]
+    text = outage_table("naive", outage)
+    print(text)
+    assert outage.liveness_failures == REPLICAS * ROUNDS
+    assert outage.restarts == REPLICAS * (ROUNDS // threshold)
+    assert outage.ready_again == REPLICAS
+    expected_output("container_orchestration/probes.naive-outage", text)
+
+
+def test_cached_probes_keep_liveness_green_and_take_replicas_out_of_traffic(
+    dependency: SlowDependency, expected_output: OutputCheck
+) -> None:
+    outage = run_outage(lambda: cached_replica(dependency), dependency, ROUNDS)
+    text = outage_table("cached", outage)
+    print(text)
+    assert outage.liveness_failures == 0
+    assert outage.restarts == 0
+    assert outage.unready == REPLICAS  # out of the Service while it lasts
+    assert outage.ready_again == REPLICAS  # and back without a restart
+    expected_output("container_orchestration/probes.cached-outage", text)
+
+
+PROBES_PER_REPLICA = 50
+
+
+def probe_storm(replicas: list[Replica]) -> list[int]:
+    """Send PROBES_PER_REPLICA `/readyz` probes to every replica at once."""
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def hammer(replica: Replica) -> None:
+        for _ in range(PROBES_PER_REPLICA):
+            status = get(replica.address, "/readyz")[0]
+            with lock:
+                statuses.append(status)
+
+    threads = [threading.Thread(target=hammer, args=(r,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    return statuses
+
+
+def test_probe_load_on_the_dependency(
+    dependency: SlowDependency, expected_output: OutputCheck
+) -> None:
+    lines = [f"{REPLICAS} replicas x {PROBES_PER_REPLICA} probes of /readyz"]
+    slow_refresh = ProbeSettings(check_interval=60.0, check_timeout=1.0)
+    starts: list[tuple[str, Callable[[], Replica]]] = [
+        ("naive", lambda: naive_replica(dependency)),
+        ("cached", lambda: cached_replica(dependency, slow_refresh)),
+    ]
+    for name, start in starts:
+        at_start = dependency.calls
+        replicas = [start() for _ in range(REPLICAS)]
+        before = dependency.calls  # the cached replicas' first checks are done
+        try:
+            statuses = probe_storm(replicas)
+        finally:
+            for replica in replicas:
+                replica.close()
+        calls = dependency.calls - before
+        assert statuses == [200] * REPLICAS * PROBES_PER_REPLICA
+        if name == "naive":
+            assert calls == REPLICAS * PROBES_PER_REPLICA  # one call per probe
+        else:
+            assert before - at_start == REPLICAS  # one check each at start-up
+            assert calls == 0  # the probes read the cached result
+        lines.append(f"{name:<7} dependency calls during the probes: {calls}")
+    text = "\n".join(lines)
+    print(text)
+    expected_output("container_orchestration/probes.load", text)
+
+
+def test_liveness_goes_red_on_a_stuck_worker_and_naive_liveness_does_not(
+    dependency: SlowDependency, expected_output: OutputCheck
+) -> None:
+    settings = ProbeSettings(
+        heartbeat_max_age=0.5, check_interval=0.1, check_timeout=0.5, worker_poll=0.05
+    )
+    service = Service(ping_check(dependency.address), settings=settings, host=HOST)
+    service.start()
+    # The naive replica runs the same worker loop behind NaiveProbes.
+    naive = ProbeServer(NaiveProbes(ping_check(dependency.address), 1.0), HOST)
+    naive.start()
+    naive_jobs: queue.Queue[Callable[[], None]] = queue.Queue()
+    naive_beat = Heartbeat("worker", settings.heartbeat_max_age)
+    stop = threading.Event()
+    threading.Thread(
+        target=run_worker, args=(naive_jobs, naive_beat, stop, 0.05), daemon=True
+    ).start()
+    held = threading.Lock()
+
+    def stuck_job() -> None:
+        with held:  # another thread holds it: this never returns
+            pass
+
+    lines = ["worker blocked on a lock that another thread holds"]
+    try:
+        assert service.health.started.wait(5)
+        assert get(service.server.address, "/livez")[0] == 200
+        held.acquire()
+        naive_jobs.put(stuck_job)
+        service.jobs.put(stuck_job)
+        assert wait_for(lambda: get(service.server.address, "/livez")[0] == 503)
+        assert wait_for(lambda: not naive_beat.fresh())  # just as stuck ...
+        status, body = get(service.server.address, "/livez")
+        naive_status, naive_body = get(naive.address, "/livez")
+        assert naive_status == 200  # ... yet its liveness probe stays green
+        assert get(service.server.address, "/readyz")[0] == 200
+        lines.append(f"naive  /livez -> {naive_status} {naive_body}")
+        lines.append(f"cached /livez -> {status} {body.split(' for ')[0]}")
+        held.release()
+        assert wait_for(lambda: get(service.server.address, "/livez")[0] == 200)
+        lines.append("lock released")
+        lines.append(f"cached /livez -> {get(service.server.address, '/livez')[0]}")
+    finally:
+        if held.locked():
+            held.release()
+        stop.set()
+        service.close()
+        naive.close()
+    text = "\n".join(lines)
+    print(text)
+    expected_output("container_orchestration/probes.deadlock", text)
+
+
+# --------------------------------------------------------------------------- #
+# The pieces
+# --------------------------------------------------------------------------- #
+
+
+def test_a_blocked_event_loop_stops_its_heartbeat() -> None:
+    heartbeat = Heartbeat("event-loop", max_age=0.3)
+    health = Health([heartbeat], [])
+    health.started.set()
+    server = ProbeServer(health, HOST)
+    server.start()
+    running = threading.Event()
+    loop_box: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    async def main() -> None:
+        done = asyncio.Event()
+        loop_box.append((asyncio.get_running_loop(), done))
+        beating = asyncio.create_task(beat_from_loop(heartbeat, 0.02))
+        running.set()
+        await done.wait()
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+
+    runner = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    runner.start()
+    release = threading.Event()
+    try:
+        assert running.wait(5)
+        loop, done = loop_box[0]
+        assert get(server.address, "/livez")[0] == 200
+        loop.call_soon_threadsafe(release.wait, 10)  # a blocking call on the loop
+        assert wait_for(lambda: get(server.address, "/livez")[0] == 503)
+        assert "event-loop: no heartbeat" in get(server.address, "/livez")[1]
+        release.set()
+        assert wait_for(lambda: get(server.address, "/livez")[0] == 200)
+        loop.call_soon_threadsafe(done.set)
+    finally:
+        release.set()
+        runner.join(timeout=5)
+        server.close()
+    assert not runner.is_alive()
+
+
+def test_startup_holds_readiness_and_a_slow_warm_up_outlives_the_heartbeat(
+    dependency: SlowDependency,
+) -> None:
+    warm = threading.Event()
+
+    def warm_up() -> None:
+        warm.wait(10)  # loading caches, running migrations ...
+
+    settings = ProbeSettings(
+        heartbeat_max_age=0.3, check_interval=0.1, check_timeout=0.5, worker_poll=0.05
+    )
+    service = Service(
+        ping_check(dependency.address),
+        warm_up=warm_up,
+        settings=settings,
+        host=HOST,
+    )
+    service.start()
+    address = service.server.address
+    try:
+        assert get(address, "/startupz") == (503, "starting")
+        assert get(address, "/readyz") == (503, "starting")
+        # Warm-up takes longer than the liveness budget: without a startup
+        # probe the kubelet would be restarting this replica right now.
+        assert wait_for(lambda: get(address, "/livez")[0] == 503)
+        warm.set()
+        assert wait_for(lambda: get(address, "/startupz")[0] == 200)
+        assert wait_for(lambda: get(address, "/readyz")[0] == 200)
+        assert get(address, "/livez")[0] == 200
+    finally:
+        warm.set()
+        service.close()
+
+
+def test_a_hung_check_turns_stale_and_readiness_goes_red() -> None:
+    hang = threading.Event()
+    released = threading.Event()
+
+    def check(timeout: float) -> None:
+        if hang.is_set():
+            released.wait(10)  # a check that ignores its timeout
+
+    cached = CachedCheck("db", check, interval=0.05, timeout=0.05, max_age=0.3)
+    health = Health([], [cached])
+    health.started.set()
+    cached.start()
+    try:
+        assert cached.wait_first(5)
+        assert health.readyz() == (200, "ok")
+        hang.set()
+        assert wait_for(lambda: health.readyz()[0] == 503)
+        assert health.readyz()[1].startswith("db: stale: checked")
+    finally:
+        released.set()
+        cached.stop(5)
+
+
+def test_a_failing_check_reports_why(dependency: SlowDependency) -> None:
+    dependency.degrade()
+    cached = CachedCheck("db", ping_check(dependency.address), interval=10, timeout=0.1)
+    cached.start()
+    try:
+        assert cached.wait_first(5)
+        result = cached.result()
+        assert not result.ok
+        assert result.detail.startswith(("TimeoutError", "timeout"))
+    finally:
+        dependency.recover()
+        cached.stop(5)
+
+
+def test_a_probe_that_raises_answers_500_and_unknown_paths_404() -> None:
+    class Broken:
+        def livez(self) -> Answer:
+            raise RuntimeError("bug in a probe")
+
+        def readyz(self) -> Answer:
+            return 200, "ok"
+
+        def startupz(self) -> Answer:
+            return 200, "ok"
+
+    server = ProbeServer(Broken(), HOST)
+    server.start()
+    try:
+        assert get(server.address, "/livez") == (500, "RuntimeError: bug in a probe")
+        assert get(server.address, "/readyz?verbose=1") == (200, "ok")
+        assert get(server.address, "/metrics")[0] == 404
+    finally:
+        server.close()
+
+
+# --------------------------------------------------------------------------- #
+# The manifest
+# --------------------------------------------------------------------------- #
+
+KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
+
+
+@pytest.mark.parametrize("version", ["1.28.0", "1.37.0"])
+def test_manifest_is_valid_kubernetes(version: str) -> None:
+    result = subprocess.run(
+        [str(KUBERNETES_VALIDATE), "--strict", "-k", version, str(MANIFEST)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_strict_validation_catches_a_misspelled_probe_field(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        MANIFEST.read_text().replace("failureThreshold: 3", "failureTreshold: 3")
+    )
+    result = subprocess.run(
+        [str(KUBERNETES_VALIDATE), "--strict", "-k", "1.28.0", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "failureTreshold" in result.stdout + result.stderr
+
+
+def test_manifest_probe_fields_match_the_page() -> None:
+    deployment = yaml.safe_load(MANIFEST.read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    probes = manifest_probes()
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    paths = {kind: probe["httpGet"]["path"] for kind, probe in probes.items()}
+    assert paths == {
+        "startup": "/startupz",
+        "liveness": "/livez",
+        "readiness": "/readyz",
+    }
+    assert {probe["httpGet"]["port"] for probe in probes.values()} == {"probes"}
+    assert ports["probes"] != ports["http"]  # probes have their own listener
+    startup, liveness, readiness = (
+        probes[k] for k in ("startup", "liveness", "readiness")
+    )
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 120
+    assert (liveness["periodSeconds"], liveness["timeoutSeconds"]) == (10, 2)
+    assert liveness["failureThreshold"] == 3
+    assert (readiness["periodSeconds"], readiness["timeoutSeconds"]) == (5, 2)
+    assert readiness["failureThreshold"] == 2
+    # successThreshold must be 1 for liveness and startup: leave the default.
+    assert all("successThreshold" not in probe for probe in probes.values())
+    # Probe-level grace: allowed on liveness, rejected by the API on readiness.
+    assert liveness["terminationGracePeriodSeconds"] == 10
+    assert (
+        liveness["terminationGracePeriodSeconds"] < pod["terminationGracePeriodSeconds"]
+    )
+    assert "terminationGracePeriodSeconds" not in readiness
+    # The default heartbeat limit fits inside the liveness budget.
+    budget = liveness["periodSeconds"] * liveness["failureThreshold"]
+    assert ProbeSettings().heartbeat_max_age < budget
