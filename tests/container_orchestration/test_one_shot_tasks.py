@@ -207,7 +207,8 @@ def test_without_a_lock_every_replica_runs_the_migration(dsn: str, lock: str) ->
     assert summary.endswith(", 0 found them done")
     assert " 7 crashed (" in summary
     errors = {r["error"] for code, r in results if code != 0}
-    assert errors <= {"DuplicateTable", "UniqueViolation"}
+    # Which one each loser hits depends on how far the winner has got.
+    assert errors <= {"DuplicateTable", "DuplicateObject", "UniqueViolation"}
     (one, by), (two, again) = versions(dsn)
     assert (one, two, again) == (1, 2, by)  # the winner applied both
     assert count_plans(dsn) == 2
