@@ -111,11 +111,6 @@ UPDATE leases
  WHERE name = %(name)s AND expires_at <= now()
 RETURNING token
 """
-RENEW: Final = """
-UPDATE leases SET expires_at = now() + %(ttl)s
- WHERE name = %(name)s AND holder = %(holder)s AND token = %(token)s
-   AND expires_at > now()
-"""
 
 
 def try_acquire(conn: Conn, name: str, holder: str, ttl: timedelta) -> Lease | None:
@@ -127,6 +122,17 @@ def try_acquire(conn: Conn, name: str, holder: str, ttl: timedelta) -> Lease | N
     row = conn.execute(ACQUIRE, {"name": name, "holder": holder, "ttl": ttl})
     found = row.fetchone()
     return None if found is None else Lease(name, holder, int(found[0]))
+
+
+# --8<-- [end:lease]
+
+
+# --8<-- [start:renew-release]
+RENEW: Final = """
+UPDATE leases SET expires_at = now() + %(ttl)s
+ WHERE name = %(name)s AND holder = %(holder)s AND token = %(token)s
+   AND expires_at > now()
+"""
 
 
 def renew(conn: Conn, lease: Lease, ttl: timedelta) -> bool:
@@ -145,7 +151,7 @@ def release(conn: Conn, lease: Lease) -> bool:
     return cursor.rowcount == 1
 
 
-# --8<-- [end:lease]
+# --8<-- [end:renew-release]
 
 
 # --8<-- [start:unfenced]
@@ -362,16 +368,15 @@ class LeaderElector:
             log.warning("%s: release failed: %s", self.identity, error)
 
 
-# --8<-- [start:demo]
 DEMO_TIMING: Final = Timing(lease_duration=1.0, renew_deadline=0.6, retry_period=0.2)
 
 
+# --8<-- [start:demo]
 def demo(dsn: str, *, replicas: int = 3, terms: int = 6) -> list[str]:
-    """Run ``replicas`` electors in threads until ``terms`` terms have passed.
+    """Run ``replicas`` electors as threads for ``terms`` terms; summarize them.
 
     Each leader makes one fenced write, keeps the lease through two renewals
-    and hands it back. Returns a summary: the tokens in order of leadership,
-    and how many terms overlapped.
+    and hands it back.
     """
     stop, guard = threading.Event(), threading.Lock()
     spans: list[tuple[int, float, float]] = []  # (token, started, ended)

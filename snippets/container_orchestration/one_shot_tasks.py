@@ -117,11 +117,12 @@ def apply_one(
         )
 
 
-def _ms(seconds: float) -> str:
-    return f"{max(1, round(seconds * 1000))}ms"
-
-
 # --8<-- [end:apply]
+
+
+def _ms(seconds: float) -> str:
+    """Seconds as a PostgreSQL duration setting, at least 1 ms."""
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
 # --8<-- [start:unlocked]
@@ -177,6 +178,29 @@ class MigrationLockTimeout(RuntimeError):
     """Another replica held the migration lock for longer than we may wait."""
 
 
+# --8<-- [start:pending]
+def apply_pending(
+    conn: Conn, migrations: Sequence[Migration], *, identity: str, lock_timeout: float
+) -> list[int]:
+    """Apply, in version order, every migration not yet recorded. Hold the lock.
+
+    Returns:
+        The versions applied; empty when another replica already applied them.
+    """
+    conn.execute(VERSION_TABLE)  # inside the lock: no race creating it
+    done = applied_versions(conn)  # read inside the lock, never before
+    applied = []
+    for migration in sorted(migrations, key=_version):
+        if migration.version not in done:
+            apply_one(conn, migration, identity=identity, lock_timeout=lock_timeout)
+            log.info("%s applied migration %d", identity, migration.version)
+            applied.append(migration.version)
+    return applied
+
+
+# --8<-- [end:pending]
+
+
 # --8<-- [start:migrate]
 def migrate(
     dsn: str,
@@ -190,14 +214,12 @@ def migrate(
     """Apply the pending migrations once, whichever replica gets the lock first.
 
     Args:
-        dsn: A direct connection string. Not through a transaction-mode pooler:
-            a session-level advisory lock needs the same server session from
-            lock to unlock.
+        dsn: A direct connection, not a transaction-mode pooler: the lock
+            belongs to one server session.
         migrations: The migrations, in any order; versions must be unique.
         identity: This replica's name, recorded as ``applied_by``.
         lock: The advisory lock's name; one per database and migration set.
-        wait: Seconds to wait for the lock (``lock_timeout``). Keep it inside
-            your start-up budget.
+        wait: Seconds to wait for the lock, within your start-up budget.
         ddl_lock_timeout: ``lock_timeout`` for each migration's statements.
 
     Returns:
@@ -218,20 +240,9 @@ def migrate(
         except psycopg.errors.LockNotAvailable as error:
             raise MigrationLockTimeout(f"{lock!r} still held after {wait} s") from error
         try:
-            conn.execute(VERSION_TABLE)  # inside the lock: no race creating it
-            done = applied_versions(conn)  # read inside the lock, never before
-            applied = []
-            for migration in sorted(migrations, key=_version):
-                if migration.version not in done:
-                    apply_one(
-                        conn,
-                        migration,
-                        identity=identity,
-                        lock_timeout=ddl_lock_timeout,
-                    )
-                    log.info("%s applied migration %d", identity, migration.version)
-                    applied.append(migration.version)
-            return applied
+            return apply_pending(
+                conn, migrations, identity=identity, lock_timeout=ddl_lock_timeout
+            )
         finally:
             if not conn.broken:  # a broken session has released it already
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
