@@ -25,7 +25,7 @@ import enum
 import http.client
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 T = TypeVar("T")
 
 
-# --8<-- [start:http]
+# --8<-- [start:errors]
 class DependencyError(Exception):
     """The dependency failed this call: no answer, a timeout, a 5xx or a 429.
 
@@ -56,10 +56,27 @@ class RequestError(Exception):
     """The dependency refused this request (4xx other than 429): a caller bug."""
 
 
+def _raise_for_status(where: str, status: int, retry_after: str | None) -> None:
+    """Map an HTTP status to the exception a circuit breaker understands."""
+    if status == 429 or status >= 500:
+        seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+        raise DependencyError(f"{where}: HTTP {status}", status, seconds)
+    if status >= 400:
+        raise RequestError(f"{where}: HTTP {status}")
+
+
+# --8<-- [end:errors]
+
+
+# --8<-- [start:http]
 def http_get(url: str, timeout: float) -> bytes:
-    """GET `url` and return the body, or raise `DependencyError`.
+    """GET `url` and return the body.
 
     `timeout` bounds the connect and each socket read, not the whole call.
+
+    Raises:
+        DependencyError: No connection, a timeout, a 5xx or a 429.
+        RequestError: Any other 4xx.
     """
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
@@ -76,15 +93,6 @@ def http_get(url: str, timeout: float) -> bytes:
 
 
 # --8<-- [end:http]
-
-
-def _raise_for_status(where: str, status: int, retry_after: str | None) -> None:
-    """Map a status to the exception the breaker understands."""
-    if status == 429 or status >= 500:
-        seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
-        raise DependencyError(f"{where}: HTTP {status}", status, seconds)
-    if status >= 400:
-        raise RequestError(f"{where}: HTTP {status}")
 
 
 # --8<-- [start:shared]
@@ -115,7 +123,7 @@ class Gateway:
         try:
             return future.result(timeout=deadline)
         except TimeoutError:  # from result(): http_get wraps its own timeouts
-            future.cancel()  # still queued: make sure it never runs
+            future.cancel()  # a queued call never runs; a running one times out
             raise DeadlineExceeded(f"{dependency}: over {deadline} s") from None
 
     def close(self) -> None:
@@ -275,9 +283,7 @@ class CircuitBreaker:
         try:
             result = fn()
         except self._failure_types as error:
-            self._record(
-                trial, ok=False, retry_after=getattr(error, "retry_after", None)
-            )
+            self._record(trial, ok=False, error=error)
             raise
         except BaseException:
             self._abandon(trial)  # not the dependency's fault: count nothing
@@ -305,9 +311,29 @@ class CircuitBreaker:
 
     # --8<-- [end:call]
 
+    # --8<-- [start:acall]
+    async def acall(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """The asyncio `call`: the lock is taken only between awaits."""
+        trial = self._admit()
+        try:
+            result = await fn()
+        except self._failure_types as error:
+            self._record(trial, ok=False, error=error)
+            raise
+        except BaseException:  # CancelledError too: the caller left, no verdict
+            self._abandon(trial)
+            raise
+        self._record(trial, ok=True)
+        return result
+
+    # --8<-- [end:acall]
+
     # --8<-- [start:record]
-    def _record(self, trial: bool, ok: bool, retry_after: float | None = None) -> None:
+    def _record(
+        self, trial: bool, ok: bool, error: BaseException | None = None
+    ) -> None:
         """Count the outcome of an admitted call and change state if due."""
+        retry_after: float | None = getattr(error, "retry_after", None)
         with self._lock:
             if trial:
                 self._trial_running = False
@@ -464,7 +490,14 @@ class AsyncGateway:
 
 
 async def async_http_get(url: str, timeout: float) -> bytes:
-    """The asyncio twin of `http_get`: one request per connection."""
+    """The asyncio twin of `http_get`: one request per connection.
+
+    Here `timeout` bounds the whole call.
+
+    Raises:
+        DependencyError: No connection, a timeout, a 5xx or a 429.
+        RequestError: Any other 4xx.
+    """
     parts = urlsplit(url)
     request = (
         f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"

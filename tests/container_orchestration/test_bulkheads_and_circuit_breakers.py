@@ -51,8 +51,6 @@ from snippets.container_orchestration.bulkheads_and_circuit_breakers import (
 )
 from tests.conftest import ROOT, OutputCheck
 
-MODULE = "container_orchestration/bulkheads_and_circuit_breakers"
-
 
 @pytest.fixture(scope="module", autouse=True)
 def server_version() -> None:
@@ -137,8 +135,14 @@ def test_isolation_output_matches_the_page(
 ) -> None:
     pool = isolation_lines(f"a pool of {POOL} workers", *isolation)
     limit = isolation_lines(f"one limit of {POOL} permits", *async_isolation)
-    expected_output(f"{MODULE}.isolation", "\n".join(pool))
-    expected_output(f"{MODULE}.isolation_async", "\n".join(limit))
+    expected_output(
+        "container_orchestration/bulkheads_and_circuit_breakers.isolation",
+        "\n".join(pool),
+    )
+    expected_output(
+        "container_orchestration/bulkheads_and_circuit_breakers.isolation_async",
+        "\n".join(limit),
+    )
 
 
 # -- bulkhead details ------------------------------------------------------- #
@@ -167,6 +171,10 @@ def test_full_bulkhead_fails_fast_and_a_socket_timeout_frees_the_slot(
         gateway.close()
     assert again.result(timeout=5) == b"payments"
     assert bulkhead.rejected == 1
+    # Every slot came back: slot() gets the only one, so acquire() must fail.
+    with bulkhead.slot(), pytest.raises(BulkheadFull):
+        bulkhead.acquire()
+    assert bulkhead.rejected == 2
 
 
 def test_deadline_cancels_a_queued_call_so_it_never_runs(
@@ -321,6 +329,41 @@ def test_a_call_ending_without_a_verdict_hands_the_trial_to_the_next_caller() ->
     assert state(breaker) is State.CLOSED
 
 
+def test_a_cancelled_asyncio_trial_hands_the_trial_to_the_next_caller() -> None:
+    clock = ManualClock()
+    breaker = CircuitBreaker(
+        "payments", failure_threshold=1, reset_timeout=5.0, clock=clock
+    )
+
+    async def down() -> bytes:
+        raise DependencyError("payments: HTTP 503", 503)
+
+    async def scenario() -> tuple[State, bytes]:
+        with pytest.raises(DependencyError):
+            await breaker.acall(down)
+        clock.advance(5.0)
+        started, never = asyncio.Event(), asyncio.Event()
+
+        async def slow() -> bytes:
+            started.set()
+            await never.wait()
+            return b"never"
+
+        trial = asyncio.create_task(breaker.acall(slow))
+        await asyncio.wait_for(started.wait(), 5)
+        trial.cancel()  # e.g. the caller's deadline passed
+        await asyncio.gather(trial, return_exceptions=True)
+        after_cancel = state(breaker)
+
+        async def ok() -> bytes:
+            return b"ok"
+
+        return after_cancel, await breaker.acall(ok)
+
+    assert asyncio.run(scenario()) == (State.HALF_OPEN, b"ok")
+    assert state(breaker) is State.CLOSED
+
+
 def test_concurrent_failures_open_the_breaker_once_and_events_see_the_state() -> None:
     racers = 8
     events: list[tuple[State, State, State]] = []
@@ -380,10 +423,50 @@ def test_half_open_lets_exactly_one_trial_call_through(
 def test_herd_output_matches_the_page(
     herd: tuple[Herd, Herd], expected_output: OutputCheck
 ) -> None:
-    expected_output(f"{MODULE}.herd", "\n".join(herd_lines(*herd)))
+    expected_output(
+        "container_orchestration/bulkheads_and_circuit_breakers.herd",
+        "\n".join(herd_lines(*herd)),
+    )
 
 
 # -- see it break, and the fix: the retry storm ----------------------------- #
+
+
+def test_asyncio_breaker_lets_one_trial_call_through_among_many_tasks(
+    payments: DependencyServer,
+) -> None:
+    tasks_count = 20
+    clock = ManualClock()
+    breaker = CircuitBreaker(
+        "payments", failure_threshold=1, reset_timeout=5.0, clock=clock
+    )
+    payments.mode = "down"
+    fail_n_times(breaker, payments.url, 1)
+    clock.advance(5.0)
+    payments.mode = "hang"  # recovering: holds the trial call open
+
+    async def scenario() -> list[BaseException | bytes]:
+        calls = [
+            asyncio.create_task(
+                breaker.acall(lambda: async_http_get(payments.url, timeout=10.0))
+            )
+            for _ in range(tasks_count)
+        ]
+        for _ in range(1000):  # bounded: at most ~5 s
+            settled = sum(call.done() for call in calls) + payments.hits - 1
+            if settled >= tasks_count:  # each task failed fast or reached payments
+                break
+            await asyncio.sleep(0.005)
+        assert payments.hits == 2  # the failure that opened it, and one trial
+        payments.release()
+        return await asyncio.wait_for(
+            asyncio.gather(*calls, return_exceptions=True), 10
+        )
+
+    results = asyncio.run(scenario())
+    assert sum(isinstance(r, CircuitOpenError) for r in results) == tasks_count - 1
+    assert results.count(b"payments") == 1
+    assert state(breaker) is State.CLOSED
 
 
 @pytest.fixture(scope="module")
@@ -413,7 +496,10 @@ def test_breaker_spares_the_down_dependency_and_probes_once_per_cool_down(
 def test_storm_output_matches_the_page(
     storm: tuple[list[int], list[int]], expected_output: OutputCheck
 ) -> None:
-    expected_output(f"{MODULE}.storm", "\n".join(storm_lines(*storm)))
+    expected_output(
+        "container_orchestration/bulkheads_and_circuit_breakers.storm",
+        "\n".join(storm_lines(*storm)),
+    )
 
 
 def test_retry_stops_at_an_open_breaker_and_backs_off_otherwise() -> None:
