@@ -118,7 +118,7 @@ class Delivery:
         return json.loads(self.body)
 
 
-# --8<-- [start:verify]
+# --8<-- [start:verifier]
 class Verifier:
     """Checks Standard Webhooks signatures and timestamps.
 
@@ -142,6 +142,9 @@ class Verifier:
         self._tolerance = tolerance
         self._clock = clock
 
+    # --8<-- [end:verifier]
+
+    # --8<-- [start:verify]
     def verify(self, headers: Mapping[str, str], body: bytes) -> Delivery:
         """Return the delivery if it is authentic and fresh.
 
@@ -183,8 +186,8 @@ class Verifier:
         for key in self._keys:
             expected = hmac.new(key, signed, hashlib.sha256).digest()
             for candidate in received:
-                # Constant time: never `==`, which stops at the first
-                # differing byte and tells a forger how much was right.
+                # Constant time: never `==`, which may stop at the first
+                # differing byte and so tell a forger how much was right.
                 if hmac.compare_digest(expected, candidate):
                     return True
         return False
@@ -401,6 +404,9 @@ class WebhookReceiver:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/webhook"
 
+    # --8<-- [end:receiver]
+
+    # --8<-- [start:receiver-stop]
     def __enter__(self) -> WebhookReceiver:
         self._thread.start()
         return self
@@ -416,7 +422,7 @@ class WebhookReceiver:
         self._thread.join(timeout=5)
 
 
-# --8<-- [end:receiver]
+# --8<-- [end:receiver-stop]
 
 
 def post(
@@ -466,7 +472,6 @@ def record_processing(barrier: threading.Barrier) -> Effect:
     return effect
 
 
-# --8<-- [start:demo-race]
 def run_race(
     store_type: type[DeliveryStore], directory: Path, copies: int = 2
 ) -> tuple[int, list[str]]:
@@ -510,9 +515,6 @@ def race(store_type: type[DeliveryStore], directory: Path) -> str:
         f"{store_type.__name__:<20} processed {runs} {times:<5}"
         f"  answers: {', '.join(answers)}"
     )
-
-
-# --8<-- [end:demo-race]
 
 
 def show_reserialized() -> list[str]:
