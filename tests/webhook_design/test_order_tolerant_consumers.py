@@ -1,0 +1,312 @@
+"""Tests for snippets/webhook_design/order_tolerant_consumers.py.
+
+Every event is a signed delivery sent over real HTTP to a `ThreadingHTTPServer`
+on loopback, which claims it in a real SQLite file and applies it. Arrival
+orders are enumerated (all 24 orders of four events) or drawn with a seeded
+`random.Random`, so every run sends the same sequences. The PostgreSQL test
+races two transactions on one row; the second is known to be waiting on the
+first one's row lock (`pg_stat_activity`) before the first commits.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from itertools import permutations
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from snippets.webhook_design.order_tolerant_consumers import (
+    ORDERS,
+    PG_SCHEMA,
+    STATUSES,
+    Consumer,
+    Update,
+    apply_checked_in_python_pg,
+    apply_if_newer,
+    apply_if_newer_pg,
+    apply_last_write_wins,
+    compare,
+    consumer,
+    describe,
+    shuffled_with_retries,
+)
+from snippets.webhook_design.verify_then_dedupe import (
+    Delivery,
+    new_secret,
+    post,
+    signature_headers,
+)
+from tests.conftest import ROOT, OutputCheck, Postgres
+
+NEWEST = (STATUSES[4], 4)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _versions() -> None:
+    print(f"\nSQLite {sqlite3.sqlite_version}, Python {platform.python_version()}")
+
+
+@pytest.fixture
+def last_write_wins(tmp_path: Path) -> Iterator[Consumer]:
+    with consumer(tmp_path, apply_last_write_wins, new_secret()) as running:
+        yield running
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[Consumer]:
+    with consumer(tmp_path, apply_if_newer, new_secret()) as running:
+        yield running
+
+
+# -- see it break --------------------------------------------------------------- #
+
+
+def test_without_the_guard_v1_after_v2_rolls_the_state_back(
+    last_write_wins: Consumer,
+) -> None:
+    assert last_write_wins.deliver("sub_1", [2, 1]) == ["applied", "applied"]
+    assert last_write_wins.state("sub_1") == (STATUSES[1], 1)
+
+
+def test_without_the_guard_the_last_arrival_wins_in_every_order(
+    last_write_wins: Consumer,
+) -> None:
+    finals = []
+    for number, order in enumerate(ORDERS):
+        last_write_wins.deliver(f"sub_{number}", order)
+        final = last_write_wins.state(f"sub_{number}")
+        assert final == (STATUSES[order[-1]], order[-1])
+        finals.append(final)
+    lost = sum(final != NEWEST for final in finals)
+    assert len(ORDERS) == 24
+    assert lost == sum(order[-1] != 4 for order in permutations(STATUSES))
+    assert lost > 0
+
+
+# -- the pattern holds ----------------------------------------------------------- #
+
+
+def test_with_the_guard_v1_after_v2_is_stale(guarded: Consumer) -> None:
+    assert guarded.deliver("sub_1", [2, 1]) == ["applied", "stale"]
+    assert guarded.state("sub_1") == (STATUSES[2], 2)
+
+
+def test_with_the_guard_every_order_ends_at_the_newest_state(
+    guarded: Consumer,
+) -> None:
+    wrong = []
+    for number, order in enumerate(ORDERS):
+        guarded.deliver(f"sub_{number}", order)
+        if guarded.state(f"sub_{number}") != NEWEST:
+            wrong.append(order)
+    assert wrong == []
+
+
+def expected_answers(arrivals: Sequence[int]) -> Counter[str]:
+    """What the pattern must answer, worked out without a database."""
+    seen: set[int] = set()
+    newest = 0
+    answers: Counter[str] = Counter()
+    for version in arrivals:
+        if version in seen:
+            answers["duplicate"] += 1
+        elif version > newest:
+            answers["applied"] += 1
+        else:
+            answers["stale"] += 1
+        seen.add(version)
+        newest = max(newest, version)
+    return answers
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_retries_in_a_random_order_are_applied_once_and_in_order(
+    guarded: Consumer, seed: int
+) -> None:
+    arrivals = [*STATUSES, *STATUSES, *STATUSES]  # every event three times
+    random.Random(seed).shuffle(arrivals)
+    answers = Counter(guarded.deliver("sub_retry", arrivals))
+    assert guarded.state("sub_retry") == NEWEST
+    assert answers == expected_answers(arrivals)
+    assert answers["duplicate"] == 2 * len(STATUSES)
+
+
+def test_concurrent_deliveries_for_one_object_end_at_the_newest(
+    guarded: Consumer,
+) -> None:
+    start = threading.Barrier(len(STATUSES))
+    answers: list[str] = []
+
+    def send(version: int) -> None:
+        start.wait(timeout=5)
+        answers.extend(guarded.deliver("sub_parallel", [version]))
+
+    senders = [threading.Thread(target=send, args=(v,)) for v in STATUSES]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(timeout=10)
+    assert guarded.state("sub_parallel") == NEWEST
+    assert sorted(set(answers)) <= ["applied", "stale"]
+    assert len(answers) == len(STATUSES) and "applied" in answers
+
+
+def test_a_malformed_update_is_refused_and_its_id_stays_unclaimed(
+    guarded: Consumer,
+) -> None:
+    body = (
+        b'{"type":"subscription.updated","data":{"id":"s","status":"x","version":"2"}}'
+    )
+    headers = signature_headers([guarded.secret], "evt_bad", int(time.time()), body)
+    assert post(guarded.url, headers, body) == (400, "malformed payload")
+    with sqlite3.connect(guarded.store.path) as conn:
+        claimed = conn.execute("SELECT count(*) FROM webhook_deliveries").fetchone()
+    assert claimed == (0,)  # a fixed sender can deliver it again
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"data":{"id":"s","version":2}}',
+        b'{"data":{"id":"s","status":"x","version":true}}',
+        b'{"data":{"id":"s","status":"x","version":2.0}}',
+        b'{"data":[]}',
+    ],
+    ids=["not-json", "no-status", "bool-version", "float-version", "data-is-a-list"],
+)
+def test_update_parse_refuses_what_it_cannot_order(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        Update.parse(Delivery("evt", 0, body))
+
+
+# -- PostgreSQL: where the guard must live ---------------------------------------- #
+
+
+def wait_until_waiting_on_a_lock(dsn: str, pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if row is not None and row[0] == "Lock":
+                return
+            time.sleep(0.01)
+    pytest.fail(f"backend {pid} never waited on a lock")
+
+
+Apply = Callable[[psycopg.Connection[Any], Update], bool]
+
+
+def race_on_postgres(dsn: str, apply: Apply) -> tuple[tuple[str, int], dict[int, bool]]:
+    """v4 and v3 of one subscription, in two transactions at the same time.
+
+    The v4 transaction writes first and holds the row lock; the v3 transaction
+    reads, then blocks on the lock; v4 commits; v3 finishes and commits.
+    """
+    with psycopg.connect(dsn, autocommit=True) as setup:
+        setup.execute(PG_SCHEMA)
+        setup.execute("INSERT INTO subscriptions VALUES ('sub_pg', 'active', 2)")
+    stored: dict[int, bool] = {}
+    with psycopg.connect(dsn) as newer, psycopg.connect(dsn) as older:
+        stored[4] = apply(newer, Update("sub_pg", STATUSES[4], 4))
+
+        def run_older() -> None:
+            stored[3] = apply(older, Update("sub_pg", STATUSES[3], 3))
+            older.commit()
+
+        thread = threading.Thread(target=run_older)
+        thread.start()
+        wait_until_waiting_on_a_lock(dsn, older.info.backend_pid)
+        newer.commit()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the v3 transaction is stuck"
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT status, version FROM subscriptions WHERE id = 'sub_pg'"
+        ).fetchone()
+    assert row is not None
+    return (row[0], row[1]), stored
+
+
+def server_version(dsn: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    assert row is not None
+    print(f"\nPostgreSQL {row[0]}")
+    return str(row[0])
+
+
+def test_postgres_compare_in_python_loses_the_newer_update(postgres: Postgres) -> None:
+    server_version(postgres.dsn)
+    final, stored = race_on_postgres(postgres.dsn, apply_checked_in_python_pg)
+    assert stored == {4: True, 3: True}  # both passed the check on version 2
+    assert final == (STATUSES[3], 3)
+
+
+def test_postgres_guard_in_the_statement_keeps_the_newer_update(
+    postgres: Postgres,
+) -> None:
+    server_version(postgres.dsn)
+    final, stored = race_on_postgres(postgres.dsn, apply_if_newer_pg)
+    assert stored == {4: True, 3: False}  # re-checked against the committed v4
+    assert final == NEWEST
+
+
+def test_postgres_output_matches_the_page(
+    postgres: Postgres, expected_output: OutputCheck
+) -> None:
+    lines = []
+    for apply in (apply_checked_in_python_pg, apply_if_newer_pg):
+        with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS subscriptions")
+        final, _ = race_on_postgres(postgres.dsn, apply)
+        lines.append(f"{apply.__name__:<27} v4 and v3 at once: {describe(final)}")
+    expected_output(
+        "webhook_design/order_tolerant_consumers.postgres", "\n".join(lines)
+    )
+
+
+# -- the output the page shows ------------------------------------------------ #
+
+
+def test_compare_output_matches_the_page(
+    tmp_path: Path, expected_output: OutputCheck
+) -> None:
+    expected_output(
+        "webhook_design/order_tolerant_consumers.compare", "\n".join(compare(tmp_path))
+    )
+
+
+def test_shuffled_output_matches_the_page(
+    tmp_path: Path, expected_output: OutputCheck
+) -> None:
+    lines = shuffled_with_retries(tmp_path)
+    assert lines[-1] == f"final state: {describe(NEWEST)}"
+    expected_output(
+        "webhook_design/order_tolerant_consumers.shuffled", "\n".join(lines)
+    )
+
+
+def test_module_runs_as_a_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "snippets.webhook_design.order_tolerant_consumers"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "apply_if_newer         active (v2)" in result.stdout
