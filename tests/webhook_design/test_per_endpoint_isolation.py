@@ -1,0 +1,432 @@
+"""Tests for snippets/webhook_design/per_endpoint_isolation.py.
+
+The endpoints are real `http.server` receivers on loopback: healthy ones, one
+that answers 500, and one that accepts the request and never answers. Waits are
+bounded and driven by events (a result callback, a receiver's answer); timing
+assertions are lower bounds or generous upper bounds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from snippets.webhook_design.per_endpoint_isolation import (
+    EVENTS,
+    CircuitBreaker,
+    Delivery,
+    Endpoint,
+    FanOutSender,
+    Run,
+    SharedQueueSender,
+    State,
+    summarize,
+    when_slow_times_out,
+)
+from snippets.webhook_design.retry_schedule import Receiver, Reply, Response
+from tests.conftest import ROOT, OutputCheck
+
+BODY = b'{"type":"invoice.paid"}'
+
+
+@pytest.fixture(scope="module", autouse=True)
+def log_versions() -> None:
+    # No broker here: the endpoints are CPython's http.server on loopback.
+    print(f"\nendpoints: http.server on CPython {platform.python_version()}")
+
+
+def state(breaker: CircuitBreaker) -> State:
+    """The breaker's state, read through a call so each check stands alone."""
+    return breaker.state
+
+
+class FakeClock:
+    """Monotonic time that a test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Results:
+    """An ``on_result`` hook that lets a test wait for a condition."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Delivery, Response]] = []
+        self._changed = threading.Condition()
+
+    def __call__(
+        self, endpoint: Endpoint, delivery: Delivery, response: Response
+    ) -> None:
+        with self._changed:
+            self.seen.append((endpoint.name, delivery, response))
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        with self._changed:
+            assert self._changed.wait_for(predicate, timeout), (
+                "condition not met in time"
+            )
+
+
+# -- see it break, and the fix: the demo's two runs ---------------------------- #
+
+
+@pytest.fixture(scope="module")
+def shared() -> Run:
+    return when_slow_times_out(isolated=False)
+
+
+@pytest.fixture(scope="module")
+def isolated() -> Run:
+    return when_slow_times_out(isolated=True)
+
+
+def test_a_shared_queue_holds_healthy_endpoints_behind_the_slow_one(
+    shared: Run,
+) -> None:
+    snapshot, lanes = shared
+    # One worker, deliveries in order: a, b, slow (times out), failing, a, b ...
+    assert snapshot == {"healthy-a": 1, "healthy-b": 1}
+    assert lanes == {}
+
+
+def test_lanes_deliver_everything_to_healthy_endpoints_first(isolated: Run) -> None:
+    snapshot, lanes = isolated
+    assert snapshot == {"healthy-a": EVENTS, "healthy-b": EVENTS}
+    for name in ("healthy-a", "healthy-b"):
+        assert lanes[name].stats.delivered == EVENTS
+        assert lanes[name].breaker.state is State.CLOSED
+        assert lanes[name].stats.dead == []
+    for name in ("failing", "slow"):
+        assert lanes[name].breaker.state is State.OPEN
+        assert lanes[name].stats.delivered == 0
+        assert lanes[name].waiting == EVENTS  # parked, not lost
+
+
+def test_a_shared_queue_adds_a_timeout_to_every_healthy_delivery() -> None:
+    timeout, events = 0.3, 4
+    healthy, slow = Receiver(), Receiver(lambda n, now: Reply(hang=30))
+    endpoints = [Endpoint("healthy", healthy.url), Endpoint("slow", slow.url)]
+    results = Results()
+    sender = SharedQueueSender(endpoints, timeout=timeout, on_result=results)
+    sender.start()
+    with healthy, slow:  # the receivers stop first and release the hang
+        for n in range(events):
+            sender.publish(f"evt_{n}", BODY)
+        results.wait_for(lambda: len(healthy.arrivals) == events)
+    sender.close()
+    times = [arrival.at for arrival in healthy.arrivals]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert min(gaps) >= 0.9 * timeout  # each waited for the slow one's timeout
+
+
+def test_lanes_deliver_to_healthy_endpoints_before_the_slow_one_times_out() -> None:
+    timeout, events = 1.0, 10
+    healthy, slow = Receiver(), Receiver(lambda n, now: Reply(hang=30))
+    endpoints = [Endpoint("healthy", healthy.url), Endpoint("slow", slow.url)]
+    results = Results()
+    sender = FanOutSender(endpoints, timeout=timeout, on_result=results)
+    with sender, healthy, slow:
+        start = time.monotonic()
+        for n in range(events):
+            sender.publish(f"evt_{n}", BODY)
+        results.wait_for(lambda: len(healthy.arrivals) == events)
+        all_healthy = time.monotonic() - start
+        results.wait_for(lambda: any(name == "slow" for name, _, _ in results.seen))
+        first_slow_result = time.monotonic() - start
+    assert all_healthy < timeout <= first_slow_result
+
+
+# -- bounds ---------------------------------------------------------------------- #
+
+
+def test_a_lane_never_has_more_than_max_in_flight_requests() -> None:
+    third = threading.Event()
+
+    def hang(n: int, now: float) -> Reply:
+        if n == 3:
+            third.set()
+        return Reply(hang=30)
+
+    results = Results()
+    slow, healthy = Receiver(hang), Receiver()
+    endpoints = [Endpoint("slow", slow.url), Endpoint("healthy", healthy.url)]
+    sender = FanOutSender(
+        endpoints, max_in_flight=3, timeout=20, failure_threshold=100, on_result=results
+    )
+    with sender, slow, healthy:  # the receivers stop first and release the hangs
+        for n in range(10):
+            sender.publish(f"evt_{n}", BODY)
+        assert third.wait(timeout=10)
+        results.wait_for(lambda: sender.lanes["healthy"].stats.delivered == 10)
+        # Three workers are stuck in the slow endpoint; none can send a fourth.
+        assert len(slow.arrivals) == slow.max_in_flight == 3
+        assert sender.lanes["slow"].waiting == 7
+
+
+def test_publish_never_waits_and_the_backlog_is_bounded() -> None:
+    slow = Receiver(lambda n, now: Reply(hang=30))
+    sender = FanOutSender(
+        [Endpoint("slow", slow.url)], max_in_flight=1, max_backlog=5, timeout=20
+    )
+    with sender, slow:  # the receiver stops first and releases the hang
+        start = time.monotonic()
+        accepted = sum(sender.publish(f"evt_{n}", BODY) for n in range(50))
+        elapsed = time.monotonic() - start
+        lane = sender.lanes["slow"]
+        dead = list(lane.stats.dead)
+        assert lane.waiting <= 5
+    assert elapsed < 1.0  # 50 publishes while the endpoint hangs
+    assert accepted + len(dead) == 50
+    assert 44 <= len(dead) <= 45  # 5 queued, at most 1 taken by the worker
+    assert {why for _, why in dead} == {"backlog full"}
+
+
+# -- the breaker, end to end ------------------------------------------------------ #
+
+
+def test_the_breaker_opens_and_half_open_lets_one_probe_through() -> None:
+    recovered = threading.Event()
+
+    def answer(n: int, now: float) -> Reply:
+        return Reply(200, hang=0.2) if recovered.is_set() else Reply(500)
+
+    results = Results()
+    with Receiver(answer) as receiver:
+        sender = FanOutSender(
+            [Endpoint("flaky", receiver.url)],
+            max_in_flight=4,
+            failure_threshold=3,
+            cooldown=0.3,
+            timeout=5,
+            on_result=results,
+        )
+        lane = sender.lanes["flaky"]
+        with sender:
+            for n in range(10):
+                sender.publish(f"evt_{n}", BODY)
+            # Open, and every request sent before it opened has come back.
+            results.wait_for(
+                lambda: lane.breaker.state is State.OPEN and lane.in_flight == 0
+            )
+            failures = len(receiver.arrivals)
+            recovered.set()
+            results.wait_for(lambda: lane.stats.delivered == 10)
+    assert 3 <= failures <= 3 + 3  # threshold, plus requests already in flight
+    ok = receiver.arrivals[failures:]
+    probe, after = ok[0], ok[1:]
+    assert probe.in_flight == 1
+    assert after[0].at - probe.at >= 0.15  # nobody else went while it was out
+    assert 1 < max(a.in_flight for a in after) <= 4  # closed: 4 lanes again
+
+
+def test_retry_after_opens_the_breaker_at_once() -> None:
+    def answer(n: int, now: float) -> Reply:
+        return Reply(503, {"Retry-After": "1"}) if n == 1 else Reply(200)
+
+    results = Results()
+    with Receiver(answer) as receiver:
+        sender = FanOutSender(
+            [Endpoint("busy", receiver.url)],
+            max_in_flight=1,
+            failure_threshold=5,
+            cooldown=30,
+            timeout=5,
+            on_result=results,
+        )
+        with sender:
+            for n in range(3):
+                sender.publish(f"evt_{n}", BODY)
+            results.wait_for(lambda: sender.lanes["busy"].stats.delivered == 3)
+    first, second = receiver.arrivals[:2]
+    # One 503 opened it (threshold 5 ignored) for 1 s (cooldown 30 s ignored).
+    assert 0.9 <= second.at - first.at < 5
+
+
+def test_410_gone_disables_the_lane() -> None:
+    results = Results()
+    with Receiver(lambda n, now: Reply(410)) as receiver:
+        sender = FanOutSender(
+            [Endpoint("gone", receiver.url)], max_in_flight=1, on_result=results
+        )
+        with sender:
+            for n in range(5):
+                sender.publish(f"evt_{n}", BODY)
+            results.wait_for(lambda: len(results.seen) == 1)
+            assert sender.publish("evt_late", BODY) == 0
+        lane = sender.lanes["gone"]
+    assert len(receiver.arrivals) == 1
+    assert [why for _, why in lane.stats.dead] == ["410 Gone"] * 5 + [
+        "endpoint disabled"
+    ]
+
+
+def test_rejected_deliveries_are_dead_lettered_and_do_not_trip_the_breaker() -> None:
+    results = Results()
+    with Receiver(lambda n, now: Reply(422)) as receiver:
+        sender = FanOutSender(
+            [Endpoint("strict", receiver.url)],
+            failure_threshold=2,
+            on_result=results,
+        )
+        with sender:
+            for n in range(6):
+                sender.publish(f"evt_{n}", BODY)
+            results.wait_for(lambda: len(results.seen) == 6)
+        lane = sender.lanes["strict"]
+    assert len(receiver.arrivals) == 6
+    assert lane.breaker.state is State.CLOSED
+    assert {why for _, why in lane.stats.dead} == {"HTTP 422"}
+
+
+def test_a_delivery_is_dead_lettered_after_max_attempts() -> None:
+    results = Results()
+    with Receiver(lambda n, now: Reply(500)) as receiver:
+        sender = FanOutSender(
+            [Endpoint("broken", receiver.url)],
+            max_in_flight=1,
+            failure_threshold=100,
+            max_attempts=3,
+            on_result=results,
+        )
+        with sender:
+            for n in range(2):
+                sender.publish(f"evt_{n}", BODY)
+            results.wait_for(lambda: len(sender.lanes["broken"].stats.dead) == 2)
+    assert len(receiver.arrivals) == 6
+    ids = [a.headers["webhook-id"] for a in receiver.arrivals]
+    assert ids == ["evt_0"] * 3 + ["evt_1"] * 3  # retried first, in order
+
+
+# -- the breaker, unit by unit ----------------------------------------------------- #
+
+
+def test_breaker_opens_at_the_threshold_and_not_before() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=3, cooldown=10, clock=clock)
+    for _ in range(2):
+        assert breaker.acquire() == 0.0
+        breaker.failure()
+    assert state(breaker) is State.CLOSED
+    assert breaker.acquire() == 0.0
+    breaker.failure()
+    assert state(breaker) is State.OPEN
+    assert breaker.acquire() == pytest.approx(10)
+    clock.now += 4
+    assert breaker.acquire() == pytest.approx(6)
+
+
+def test_a_success_resets_the_failure_count() -> None:
+    breaker = CircuitBreaker(failure_threshold=2, clock=FakeClock())
+    breaker.failure()
+    breaker.success()
+    breaker.failure()
+    assert state(breaker) is State.CLOSED
+
+
+def test_half_open_admits_one_probe_and_a_failed_probe_doubles_the_cooldown() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        failure_threshold=1, cooldown=10, max_cooldown=25, clock=clock
+    )
+    breaker.failure()
+    clock.now += 10
+    assert breaker.acquire() == 0.0  # the probe
+    assert state(breaker) is State.HALF_OPEN
+    assert breaker.acquire() > 0  # everyone else waits for it
+    breaker.failure()
+    assert state(breaker) is State.OPEN
+    assert breaker.acquire() == pytest.approx(20)
+    clock.now += 20
+    assert breaker.acquire() == 0.0
+    breaker.failure()
+    assert breaker.acquire() == pytest.approx(25)  # capped
+    clock.now += 25
+    assert breaker.acquire() == 0.0
+    breaker.success()
+    assert state(breaker) is State.CLOSED
+    breaker.failure()
+    assert breaker.acquire() == pytest.approx(10)  # the cooldown was reset
+
+
+def test_an_unused_probe_is_handed_back() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=1, clock=clock)
+    breaker.failure()
+    clock.now += 1
+    assert breaker.acquire() == 0.0
+    breaker.release()
+    assert breaker.acquire() == 0.0
+
+
+def test_retry_after_opens_at_once_and_is_capped() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=5, max_cooldown=60, clock=clock)
+    breaker.failure(retry_after=3)
+    assert breaker.acquire() == pytest.approx(3)
+    clock.now += 3
+    assert breaker.acquire() == 0.0
+    breaker.failure(retry_after=86_400)  # the probe failed, with a hint
+    assert breaker.acquire() == pytest.approx(60)
+
+
+def test_half_open_lets_one_of_a_hundred_racing_callers_through() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=1, clock=clock)
+    breaker.failure()
+    clock.now += 1
+    start = threading.Barrier(100)
+    granted: list[float] = []
+    lock = threading.Lock()
+
+    def caller() -> None:
+        start.wait(timeout=5)
+        wait = breaker.acquire()
+        with lock:
+            granted.append(wait)
+
+    threads = [threading.Thread(target=caller) for _ in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+    assert granted.count(0.0) == 1
+
+
+# -- the output the page shows ------------------------------------------------------ #
+
+
+def test_demo_output_matches_the_page(
+    shared: Run, isolated: Run, expected_output: OutputCheck
+) -> None:
+    lines = summarize(shared, isolated)
+    split = lines.index("per-endpoint lanes with breakers")
+    shown = "\n".join(lines[:split])
+    expected_output("webhook_design/per_endpoint_isolation.shared", shown)
+    expected_output(
+        "webhook_design/per_endpoint_isolation.lanes", "\n".join(lines[split:])
+    )
+
+
+def test_module_runs_as_a_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "snippets.webhook_design.per_endpoint_isolation"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "healthy-a 20/20" in result.stdout
+    assert "healthy-a 1/20" in result.stdout
