@@ -43,6 +43,7 @@ from tests.conftest import OutputCheck
 WAIT = 10.0  # seconds; every wait in this module is bounded by it
 CLOSED_PORT_URL = "http://127.0.0.1:1/callbacks"  # nothing listens on port 1
 ATTEMPTS = 3  # callback deliveries the server tries
+TIMEOUT = 1.0  # the client's timeout per POST in the retry test
 
 
 def log_versions() -> None:
@@ -184,7 +185,7 @@ def test_post_times_out_and_is_retried(
     with job_server(
         tmp_path, work, secret, SlowFirstAnswer, require_key=False
     ) as server:
-        client = client_type(server.url, tmp_path / "client.db", timeout=0.5)
+        client = client_type(server.url, tmp_path / "client.db", timeout=TIMEOUT)
         key = client.submit([1, 2, 3])
         assert server.service.drain(WAIT)
         service = server.service
@@ -198,7 +199,8 @@ def test_post_times_out_and_is_retried(
     assert _job_id(client, key) == answers[-1].job_id
     assert [answer.replayed for answer in answers] == [False, jobs == 1]
     report = [
-        f"{client_type.__name__}: the first answer came after the 0.5 s timeout",
+        f"{client_type.__name__}: the first answer came after the"
+        f" {TIMEOUT:.0f} s timeout",
         f"POSTs the server received: {len(answers)}",
         f"jobs created: {jobs_on_server(server)}, work runs: {len(runs)}",
         f"status URLs handed out: {len(urls)} distinct",
