@@ -201,11 +201,13 @@ class Orchestrator:
 
     # --8<-- [start:handle]
     def handle(self, webhook_id: str, event: str, saga_id: uuid.UUID) -> str:
-        """Apply one webhook once; return the new state, ``no-op`` or
-        ``duplicate``.
+        """Apply one webhook at most once and say what it did.
 
-        The inbox claim, the transition, the outbox row and the log entry
-        commit together, or not at all.
+        Returns the saga's new state, ``no-op`` when no transition matched,
+        ``duplicate`` when the webhook id was applied before, or ``ignored``
+        for an event type the saga does not know. The inbox claim, the
+        transition, the outbox row and the log entry commit together, or not
+        at all.
 
         Raises:
             UnknownSaga: No saga has this id; nothing was written.
@@ -468,7 +470,7 @@ class WebhookEndpoint(BackgroundServer):
 
 
 def http_sender(url: str, *, timeout: float = 5.0) -> Callable[[Command], None]:
-    """A `Orchestrator.relay` sender that POSTs each command to ``url``.
+    """An `Orchestrator.relay` sender that POSTs each command to ``url``.
 
     The command id goes out as ``Idempotency-Key``, so a provider that has
     seen it already does nothing.
