@@ -12,7 +12,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -311,3 +311,71 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(message, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _service_versions() -> list[str]:
+    """The versions of the services the tests will talk to, for the run's header."""
+    found = []
+
+    def nats_version(url: str) -> str:
+        return asyncio.run(_nats_version(url))
+
+    probes: dict[str, Callable[[str], str]] = {
+        "postgres": _pg_version,
+        "redis": _redis_version,
+        "rabbitmq": _rabbitmq_version,
+        "nats": nats_version,
+    }
+    for name, probe in probes.items():
+        label = SERVICES[name].label
+        try:
+            found.append(f"{label} {probe(service_url(name))}")
+        except Exception:
+            found.append(f"{label} not reachable")
+    return found
+
+
+def _pg_version(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=2) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]).split()[0] if row else "?"
+
+
+def _redis_version(url: str) -> str:
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return str(client.info("server")["redis_version"])
+    finally:
+        client.close()
+
+
+def _rabbitmq_version(url: str) -> str:
+    import pika
+
+    parameters = pika.URLParameters(url)
+    parameters.socket_timeout = 2
+    parameters.blocked_connection_timeout = 2
+    connection = pika.BlockingConnection(parameters)
+    try:
+        version = connection._impl.server_properties.get("version", b"?")
+        return version.decode() if isinstance(version, bytes) else str(version)
+    finally:
+        connection.close()
+
+
+async def _nats_version(url: str) -> str:
+    import nats as nats_py
+
+    nc = await nats_py.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+    try:
+        return str(nc._server_info.get("version", "?"))
+    finally:
+        await nc.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return ["services: " + ", ".join(_service_versions())]

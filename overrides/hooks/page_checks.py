@@ -254,6 +254,16 @@ def check_page(path: Path, text: str | None = None) -> list[Problem]:
             reason = include_problem(target)
             if reason:
                 problems.append(Problem(path, fence.line, reason))
+        if fence.lang == "mermaid":
+            for offset, body_line in enumerate(fence.body, 1):
+                if ";" in body_line and not body_line.strip().startswith("%%"):
+                    problems.append(
+                        Problem(
+                            path,
+                            fence.line + offset,
+                            "';' ends a statement in a mermaid diagram; use a comma",
+                        )
+                    )
         if fence.lang in UNTESTED_KINDS:
             continue
         if not fence.only_includes:

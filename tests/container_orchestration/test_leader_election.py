@@ -9,7 +9,6 @@ fence the stale write lands; with one, PostgreSQL refuses it.
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 
 from snippets.container_orchestration import leader_election as le
 from tests.conftest import OutputCheck, Postgres
+from tests.processes import read_line
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE, RESOURCE, ENTRY = "billing", "invoices", "invoice batch 42"
@@ -83,19 +83,6 @@ def spawn(dsn: str, identity: str, mode: str, pause: bool) -> subprocess.Popen[s
         stdout=subprocess.PIPE,
         text=True,
     )
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float = 15) -> str:
-    """One line from a child's stdout, or fail after ``timeout`` seconds."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"child {proc.pid} printed nothing in {timeout} s")
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child {proc.pid} exited with {proc.wait(timeout=5)}")
-    return line.strip()
 
 
 def wait_stopped(pid: int, timeout: float = 5) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import selectors
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 
 from snippets.container_orchestration import one_shot_tasks as ost
 from tests.conftest import OutputCheck, Postgres
+from tests.processes import read_line
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLICAS = 8
@@ -91,19 +91,6 @@ def spawn(dsn: str, identity: str, mode: str, lock: str) -> subprocess.Popen[str
         stdout=subprocess.PIPE,
         text=True,
     )
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
-    """One line from a child's stdout, or fail after ``timeout`` seconds."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"child {proc.pid} printed nothing in {timeout} s")
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child {proc.pid} exited with {proc.wait(timeout=5)}")
-    return line.strip()
 
 
 def release_together(procs: list[subprocess.Popen[str]]) -> None:

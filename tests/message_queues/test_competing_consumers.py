@@ -10,7 +10,6 @@ bounded prefetch the others get the work.
 from __future__ import annotations
 
 import os
-import queue as queue_module
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 
 from snippets.message_queues import competing_consumers as cc
 from tests.conftest import OutputCheck, RabbitMQ
+from tests.processes import read_line
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = "message_queues/competing_consumers"
@@ -85,18 +85,6 @@ def worker(url: str, queue: str, *extra: str) -> Iterator[subprocess.Popen[str]]
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The next line the process prints, or `TimeoutError`."""
-    lines: queue_module.Queue[str] = queue_module.Queue()
-    assert proc.stdout is not None
-    stdout = proc.stdout
-    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout).strip()
-    except queue_module.Empty:
-        raise TimeoutError(f"the worker printed nothing in {timeout} s") from None
 
 
 def drain(url: str, queue: str, expected: int) -> list[cc.Delivery]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import sqlite3
 import subprocess
@@ -27,6 +26,7 @@ import pytest
 
 from snippets.message_queues import database_work_queue as dbq
 from tests.conftest import OutputCheck, Postgres
+from tests.processes import read_line
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS, WORKERS, ROUNDS = 200, 4, 5
@@ -86,19 +86,6 @@ def left_behind_pg(conn: dbq.PgConnection) -> int:
     row = conn.execute("SELECT count(*) FROM jobs WHERE state <> 'done'").fetchone()
     assert row is not None
     return int(row[0])
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """Read one line from a child's stdout, or fail after ``timeout`` seconds."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"child {proc.pid} printed nothing in {timeout} s")
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child {proc.pid} exited with {proc.wait(timeout=5)}")
-    return line.strip()
 
 
 def spawn(code: str, *args: str) -> subprocess.Popen[str]:
