@@ -294,7 +294,7 @@ def test_readers_never_see_a_partial_file_during_many_publishes(
     for thread in readers:
         thread.start()
     start.wait(timeout=10)
-    for n in range(200):
+    for n in range(100):
         tmp, _ = ac.write_temp(tmp_path, [versions[n % len(versions)]])
         tmp.replace(final)
     stop.set()
