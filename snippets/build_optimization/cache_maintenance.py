@@ -220,8 +220,10 @@ def evict(
             gone = _delete_if_still_old(entry.path, now - policy.grace_seconds)
             if gone is None:
                 continue  # touched since the scan: keep it
-            total -= entry.size  # gone either way: another process may have
-            if gone:  #             removed it, and it is no longer in the total
+            # Gone either way. If another process removed it, it has left the
+            # total too: counting only my own deletions would over-delete.
+            total -= entry.size
+            if gone:
                 deleted, freed = deleted + 1, freed + entry.size
         return Eviction(True, deleted, freed, total)
 
@@ -295,6 +297,9 @@ def read(root: Path, name: str) -> bytes | None:
     return data
 
 
+# --8<-- [end:publish]
+
+
 def _write(path: Path, data: bytes) -> None:
     """Publish atomically: a temporary file in the same directory, then rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
@@ -307,9 +312,6 @@ def _write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-# --8<-- [end:publish]
 
 
 POLICY = Policy(limit_bytes=95_000, target_ratio=0.9, grace_seconds=60)
