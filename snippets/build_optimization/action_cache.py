@@ -50,11 +50,13 @@ class InPlaceCache:
         root.mkdir(parents=True, exist_ok=True)
 
     def put(self, key: str, chunks: Iterable[bytes]) -> None:
+        """Write the output for ``key``, chunk by chunk, under its final name."""
         with open(self.root / key, "wb") as out:  # visible, and empty, from here
             for chunk in chunks:
                 out.write(chunk)
 
     def get(self, key: str) -> bytes | None:
+        """Whatever the file for ``key`` holds right now, or None."""
         try:
             return (self.root / key).read_bytes()  # no check: whatever is there
         except FileNotFoundError:
@@ -153,6 +155,7 @@ class CacheStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, name: str) -> None:
+        """Add one to the counter ``name``; safe from several threads."""
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
 
