@@ -68,7 +68,7 @@ def docs_recipe(name: str) -> ModuleType:
 
 
 # --8<-- [start:lazy-import]
-_creating = threading.Lock()
+_creating = threading.RLock()
 
 
 def lazy_import(name: str, *, eager_if_unsafe: bool = True) -> ModuleType:
@@ -85,6 +85,9 @@ def lazy_import(name: str, *, eager_if_unsafe: bool = True) -> ModuleType:
     """
     if eager_if_unsafe and not LAZY_LOADER_IS_THREAD_SAFE:
         return importlib.import_module(name)  # waits for a concurrent import
+    parent = name.rpartition(".")[0]
+    if parent:  # runs the packages' code, so not while holding the lock
+        importlib.import_module(parent)
     with _creating:  # two threads asking at once must get one module object
         if name in sys.modules:
             return sys.modules[name]  # imported, or lazy already: keep it

@@ -180,6 +180,53 @@ def test_lazy_import_defers_the_body_to_the_first_attribute_read(
     assert type(module) is types.ModuleType
 
 
+def test_a_plain_import_elsewhere_loads_it_there(modules: Modules) -> None:
+    name, probe = modules.make("VALUE = 42\n")
+    lazy_import(name, eager_if_unsafe=False)
+    assert probe.runs == 0
+    importlib.import_module(name)  # what `import name` does in other code
+    assert probe.runs == 1
+
+
+def test_a_from_import_cannot_stay_lazy(modules: Modules) -> None:
+    name, probe = modules.make("VALUE = 42\n")
+    lazy_import(name, eager_if_unsafe=False)
+    namespace: dict[str, object] = {}
+    exec(f"from {name} import VALUE", namespace)
+    assert namespace["VALUE"] == 42
+    assert probe.runs == 1
+
+
+def test_a_package_that_uses_lazy_import_can_be_a_parent(
+    modules: Modules, tmp_path: Path
+) -> None:
+    helper, helper_probe = modules.make("VALUE = 42\n")
+    package = f"lzparent_{uuid.uuid4().hex[:10]}"
+    modules.made.append(package)
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text(
+        "from snippets.lazy_loading.lazy_loader import lazy_import\n"
+        f"HELPER = lazy_import({helper!r}, eager_if_unsafe=False)\n"
+    )
+    (tmp_path / package / "sub.py").write_text("VALUE = 7\n")
+    importlib.invalidate_caches()
+    made: list[types.ModuleType] = []
+    # In a thread, so that a lock the package's import waits for shows as a
+    # timeout here instead of hanging the test run.
+    worker = threading.Thread(
+        target=lambda: made.append(
+            lazy_import(f"{package}.sub", eager_if_unsafe=False)
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "lazy_import deadlocked on its own lock"
+    assert made[0].VALUE == 7
+    assert helper_probe.runs == 0
+    sys.modules.pop(f"{package}.sub", None)
+
+
 # -- see it break: two threads ask for the same module at once ------------------- #
 
 
