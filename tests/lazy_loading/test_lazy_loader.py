@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.machinery
+import importlib.util
 import subprocess
 import sys
 import threading
@@ -230,12 +232,30 @@ def test_a_package_that_uses_lazy_import_can_be_a_parent(
 # -- see it break: two threads ask for the same module at once ------------------- #
 
 
-class HoldingFinder(importlib.abc.MetaPathFinder):
-    """Holds every search for one module name until `parties` have arrived."""
+class HoldingLoader(importlib.machinery.SourceFileLoader):
+    """Holds each creation of the module object until two have arrived.
 
-    def __init__(self, name: str, parties: int) -> None:
+    `module_from_spec` calls `create_module` without the global import lock
+    (the finders run under it), so two creators can be inside at once.
+    """
+
+    meeting = threading.Barrier(2, timeout=0.5)
+
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType | None:
+        try:
+            self.meeting.wait()
+        except threading.BrokenBarrierError:
+            pass  # nobody else got this far: a lock kept the other one out
+        return None  # the default module object
+
+
+class HoldingFinder(importlib.abc.MetaPathFinder):
+    """Finds one module with a HoldingLoader, and nothing else."""
+
+    def __init__(self, name: str, path: Path) -> None:
         self.name = name
-        self.meeting = threading.Barrier(parties, timeout=0.5)
+        self.path = path
+        self.meeting = threading.Barrier(2, timeout=0.5)
 
     def find_spec(
         self,
@@ -243,18 +263,19 @@ class HoldingFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: types.ModuleType | None = None,
     ) -> ModuleSpec | None:
-        if fullname == self.name:
-            try:
-                self.meeting.wait()
-            except threading.BrokenBarrierError:
-                pass  # fewer searches got here: a lock kept the others out
-        return None  # let the next finder find it
+        if fullname != self.name:
+            return None
+        loader = HoldingLoader(fullname, str(self.path))
+        loader.meeting = self.meeting
+        return importlib.util.spec_from_file_location(
+            fullname, self.path, loader=loader
+        )
 
 
 def create_from_two_threads(
-    name: str, make: Callable[[str], types.ModuleType]
+    modules: Modules, name: str, make: Callable[[str], types.ModuleType]
 ) -> list[types.ModuleType]:
-    finder = HoldingFinder(name, parties=2)
+    finder = HoldingFinder(name, modules.root / f"{name}.py")
     sys.meta_path.insert(0, finder)
     made: list[types.ModuleType] = []
     try:
@@ -271,10 +292,14 @@ def create_from_two_threads(
 
 def test_docs_recipe_from_two_threads_makes_two_modules(modules: Modules) -> None:
     name, probe = modules.make("VALUE = object()\n")
-    first, second = create_from_two_threads(name, docs_recipe)
-    assert first is not second
-    assert first.VALUE is not second.VALUE
-    assert probe.runs == 2
+    made = create_from_two_threads(modules, name, docs_recipe)
+    assert len({id(module) for module in made}) == 2
+    (kept,) = [module for module in made if module is sys.modules[name]]
+    (replaced,) = [module for module in made if module is not kept]
+    assert kept.VALUE is not None
+    with pytest.raises(ValueError, match=r"substituted in sys\.modules"):
+        replaced.VALUE  # noqa: B018  (a thread still holding the first copy)
+    assert probe.runs == 2  # the replaced copy ran the body before it failed
 
 
 def test_lazy_import_from_two_threads_makes_one_module(modules: Modules) -> None:
@@ -283,7 +308,7 @@ def test_lazy_import_from_two_threads_makes_one_module(modules: Modules) -> None
     def make(name: str) -> types.ModuleType:
         return lazy_import(name, eager_if_unsafe=False)
 
-    first, second = create_from_two_threads(name, make)
+    first, second = create_from_two_threads(modules, name, make)
     assert first is second
     assert first.VALUE is second.VALUE
     assert probe.runs == 1
