@@ -54,22 +54,17 @@ class LazySubmodules:
 
         Raises:
             AttributeError: `name` is not one of the lazy submodules.
-            ImportError: importing the submodule failed, including with an
-                `AttributeError` raised by the submodule's own code.
+            ImportError: importing the submodule failed, also when its own
+                code raised `AttributeError`.
         """
         if name not in self.names:
             raise AttributeError(f"module {self.package!r} has no attribute {name!r}")
-        try:
-            # Binds the submodule as an attribute of the package, so later
-            # reads never reach __getattr__; a thread that arrives while another
-            # one runs the submodule waits on the import lock for that module.
-            return importlib.import_module(f"{self.package}.{name}")
-        except AttributeError as error:
-            # Left alone, hasattr() and getattr(pkg, name, None) would read the
-            # submodule's bug as "this package has no such attribute".
+        module = f"{self.package}.{name}"
+        try:  # binds package.name; racing threads wait on the module's lock
+            return importlib.import_module(module)
+        except AttributeError as error:  # else hasattr() would answer False
             raise ImportError(
-                f"importing {self.package}.{name} failed: {error}",
-                name=f"{self.package}.{name}",
+                f"importing {module} failed: {error}", name=module
             ) from error
 
     def dir(self) -> list[str]:
@@ -80,8 +75,8 @@ class LazySubmodules:
         """Import every lazy submodule now, in this thread.
 
         Call it at start-up in a server, before worker threads exist: import
-        errors then stop the start instead of failing a request, and no two
-        threads can first-touch submodules that import each other.
+        errors stop the start, and no two threads can first-touch submodules
+        that import each other.
         """
         return [self.getattr(name) for name in sorted(self.names)]
 
