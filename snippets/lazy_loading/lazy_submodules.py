@@ -1,0 +1,149 @@
+"""Lazy submodules: `import pkg` stays cheap, `pkg.heavy` loads on first access.
+
+A package names its expensive submodules once. PEP 562's module `__getattr__`
+imports each one the first time somebody reads it as an attribute, and module
+`__dir__` keeps the names visible to `dir()` and tab completion. The import
+system's per-module lock makes racing first accesses wait for one import.
+
+* `LazySubmodules` provides the package's `__getattr__`, `__dir__` and a
+  `prewarm()` for servers that want everything loaded before they take work.
+* `modules_imported_by` runs a statement in a fresh interpreter and lists the
+  modules it imported, so a test can prove that `import pkg` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterable
+from types import ModuleType
+
+
+# --8<-- [start:plain]
+def plain_getattr(package: str, names: Iterable[str]) -> Callable[[str], ModuleType]:
+    """The example from PEP 562, kept for the tests: no error translation."""
+    lazy = frozenset(names)
+
+    def __getattr__(name: str) -> ModuleType:
+        if name in lazy:
+            return importlib.import_module(f"{package}.{name}")
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+# --8<-- [end:plain]
+
+
+# --8<-- [start:helper]
+class LazySubmodules:
+    """A package's `__getattr__` and `__dir__` that import submodules on use.
+
+    Args:
+        package: The package's `__name__`.
+        names: The submodules to import on first access, such as `["heavy"]`.
+    """
+
+    def __init__(self, package: str, names: Iterable[str]) -> None:
+        self.package = package
+        self.names = frozenset(names)
+
+    def getattr(self, name: str) -> ModuleType:
+        """Import `package.name` on its first access and return it.
+
+        Raises:
+            AttributeError: `name` is not one of the lazy submodules.
+            ImportError: importing the submodule failed, also when its own
+                code raised `AttributeError`.
+        """
+        if name not in self.names:
+            raise AttributeError(f"module {self.package!r} has no attribute {name!r}")
+        module = f"{self.package}.{name}"
+        try:  # binds package.name; racing threads wait on the module's lock
+            return importlib.import_module(module)
+        except AttributeError as error:  # else hasattr() would answer False
+            raise ImportError(
+                f"importing {module} failed: {error}", name=module
+            ) from error
+
+    def dir(self) -> list[str]:
+        """The package's attributes plus the lazy names, for `dir(package)`."""
+        return sorted(set(vars(sys.modules[self.package])) | self.names)
+
+    def prewarm(self) -> list[ModuleType]:
+        """Import every lazy submodule now, in this thread.
+
+        Call it at start-up in a server, before worker threads exist: import
+        errors stop the start, and no two threads can first-touch submodules
+        that import each other.
+        """
+        return [self.getattr(name) for name in sorted(self.names)]
+
+
+# --8<-- [end:helper]
+
+
+# --8<-- [start:measure]
+def modules_imported_by(statement: str, timeout: float = 30) -> list[str]:
+    """Modules a fresh interpreter imports to run `statement`, in import order.
+
+    Compares `sys.modules` before and after. (`python -X importtime` misses
+    modules imported through `importlib.import_module`, lazy submodules
+    included: it times only the `import` statement's path.)
+
+    Raises:
+        subprocess.CalledProcessError: the statement failed.
+        subprocess.TimeoutExpired: it did not finish within `timeout` seconds.
+    """
+    import subprocess  # only this function needs it: the helper stays cheap
+
+    probe = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        f"exec({statement!r})\n"
+        "print(*[name for name in sys.modules if name not in before], sep='\\n')\n"
+    )
+    # The child finds modules where this process does.
+    path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return result.stdout.split()
+
+
+# --8<-- [end:measure]
+
+
+# --8<-- [start:demo]
+def demo() -> list[str]:
+    """What `import toolkit` costs, and what the first `toolkit.heavy` adds."""
+    package = f"{__package__}.toolkit"
+
+    def ours(statement: str) -> str:
+        found = modules_imported_by(statement)
+        prefix = f"{__package__}."
+        return ", ".join(m.removeprefix(prefix) for m in found if m.startswith(package))
+
+    toolkit = importlib.import_module(package)
+    try:
+        toolkit.missing  # noqa: B018  (an attribute read that must fail)
+        missing = "no error"
+    except AttributeError as error:
+        missing = f"AttributeError: {error}"
+    return [
+        f"import toolkit          loads {ours(f'import {package}')}",
+        f"then toolkit.heavy      loads {ours(f'import {package}; {package}.heavy')}",
+        f"dir(toolkit) has heavy: {'heavy' in dir(toolkit)}",
+        f"toolkit.missing raises  {missing}",
+    ]
+
+
+if __name__ == "__main__":
+    print(*demo(), sep="\n")
+# --8<-- [end:demo]
