@@ -191,6 +191,7 @@ class NaiveDatabase:
         self._pool: LazyPool | None = None
 
     def pool(self) -> LazyPool:
+        """The pool; several, if several requests ask before the first returns."""
         if self._pool is None:  # every request that arrives now sees None
             self._pool = self._create()  # ... and each one creates a pool
         return self._pool
