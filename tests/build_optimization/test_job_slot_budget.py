@@ -399,21 +399,27 @@ def make_version() -> str:
     return out.stdout.splitlines()[0]
 
 
+MAKEFILE = ROOT / "snippets" / "build_optimization" / "job_slot_budget.mk"
+
+
 def run_make(
-    tmp_path: Path, targets: str, driver: str, *args: str, job: str = ""
+    tmp_path: Path, *goals: str, count: int = 4, job: str = "", flags: str = "-s"
 ) -> subprocess.CompletedProcess[str]:
-    """`make -j4` with three plain recipes and the driver as the fourth."""
-    gauge = tmp_path / "gauge.json"
-    python = f"{sys.executable} -m {MODULE}"
-    recipe = f"{python} job {job} {gauge}"
-    (tmp_path / "Makefile").write_text(
-        f"all: {targets}\n"
-        f"a b c:\n\t@{recipe} $@\n"
-        f"driver:\n\t{driver}{python} run {' '.join(args)} -- {recipe}\n"
-    )
+    """`make -j4` on the page's Makefile, with the jobs' gauge in tmp_path."""
     print(make_version())
     result = subprocess.run(
-        ["make", "-s", "-j4"],
+        [
+            "make",
+            flags,
+            "-j4",
+            "-f",
+            str(MAKEFILE),
+            *goals,
+            f"PYTHON={sys.executable}",
+            f"GAUGE={tmp_path / 'gauge.json'}",
+            f"COUNT={count}",
+            f"JOB_ARGS={job}",
+        ],
         cwd=tmp_path,
         env=make_env(),
         capture_output=True,
@@ -428,71 +434,56 @@ def peak(tmp_path: Path) -> int:
     return FileGauge(tmp_path / "gauge.json").read()["peak"]
 
 
+OWN_POOL = ("a", "b", "c", "driver-own-pool")
+SHARED = ("a", "b", "c", "driver")
+
+
 def test_make_and_a_driver_with_its_own_pool_exceed_the_budget(tmp_path: Path) -> None:
     # Like a tool that ignores the jobserver (Ninja before 1.13): its own -j4.
-    result = run_make(
-        tmp_path, "a b c driver", "@", "--count 4", "--own-pool 4", job="--want 7"
-    )
+    result = run_make(tmp_path, *OWN_POOL, job="--want 7")
     assert result.returncode == 0, result.stderr
     assert peak(tmp_path) == 7  # 3 make recipes + 4 driver jobs
     assert peak(tmp_path) > 4
 
 
 def test_make_and_a_jobserver_driver_share_four_slots(tmp_path: Path) -> None:
-    result = run_make(
-        tmp_path, "a b c driver", "+@", "--count 4", job="--want 4 --linger 0.3"
-    )
+    result = run_make(tmp_path, *SHARED, job="--want 4 --linger 0.3")
     assert result.returncode == 0, result.stderr
     assert "driver: make jobserver" in result.stdout
     assert FileGauge(tmp_path / "gauge.json").read()["jobs"] == 7
     assert peak(tmp_path) == 4
 
 
-def test_without_plus_the_driver_warns_and_runs_one_job(tmp_path: Path) -> None:
-    result = run_make(tmp_path, "driver", "@", "--count 3", job="--want 2 --hold 0.3")
+def test_without_plus_the_driver_warns_and_runs_one_job(
+    tmp_path: Path, expected_output: OutputCheck
+) -> None:
+    result = run_make(tmp_path, "driver-no-plus", count=3, job="--want 2 --hold 0.3")
     assert result.returncode == 0, result.stderr
     assert "mark the recipe line with '+'" in result.stderr
     assert "driver: 1 local slot" in result.stdout
     assert peak(tmp_path) == 1
+    text = (
+        f"{result.stderr.strip()}\n{result.stdout.strip()}\npeak {peak(tmp_path)} job"
+    )
+    expected_output("build_optimization/job_slot_budget.no_plus", text)
 
 
 def test_dry_run_runs_nothing(tmp_path: Path) -> None:
-    (tmp_path / "Makefile").write_text(
-        f"all:\n\t+@{sys.executable} -m {MODULE} run --count 2 -- echo built\n"
-    )
-    result = subprocess.run(
-        ["make", "-n", "-j4"],
-        cwd=tmp_path,
-        env=make_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_make(tmp_path, "driver", count=2, flags="-n")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-2:] == ["echo built 0", "echo built 1"]
+    assert result.stdout.count(" job ") == 3  # the '+' line, and the 2 jobs
+    assert not (tmp_path / "gauge.json").exists()  # but no job ran
 
 
 def test_make_report(tmp_path: Path, expected_output: OutputCheck) -> None:
     rows = []
-    for label, targets, driver, args, job in [
-        (
-            "driver with its own pool of 4",
-            "a b c driver",
-            "@",
-            ["--count 4", "--own-pool 4"],
-            "--want 7",
-        ),
-        (
-            "driver as a '+' recipe",
-            "a b c driver",
-            "+@",
-            ["--count 4"],
-            "--want 4 --linger 0.3",
-        ),
+    for label, goals, job in [
+        ("driver with its own pool of 4", OWN_POOL, "--want 7"),
+        ("driver as a '+' recipe", SHARED, "--want 4 --linger 0.3"),
     ]:
-        case = tmp_path / label.replace(" ", "-").replace("'", "")
+        case = tmp_path / goals[-1]
         case.mkdir()
-        result = run_make(case, targets, driver, *args, job=job)
+        result = run_make(case, *goals, job=job)
         assert result.returncode == 0, result.stderr
         rows.append(f"{label:<32} peak {peak(case)} jobs at once")
     text = "\n".join(["make -j4: recipes a, b, c and a driver that runs 4 jobs", *rows])
