@@ -152,6 +152,7 @@ class Build:
     log_dir: Path
     grace: float = 5.0
     outcomes: dict[str, str] = field(default_factory=dict)
+    _groups: dict[str, int] = field(default_factory=dict, repr=False)
 
     async def run(self, steps: Sequence[Step], deadline: float | None = None) -> None:
         """Run every step; return when all succeeded.
@@ -181,6 +182,7 @@ class Build:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: pgid == pid
             )
+        self._groups[step.name] = proc.pid
         try:
             returncode = await proc.wait()
         except asyncio.CancelledError:
@@ -188,10 +190,16 @@ class Build:
             raise
         finally:
             signal_group(proc.pid, signal.SIGKILL)  # whatever it left behind
+            del self._groups[step.name]
         if returncode != 0:
             self.outcomes[step.name] = f"failed: exit status {returncode}"
             raise StepFailed(step.name, returncode, _last_line(log))
         self.outcomes[step.name] = "ok"
+
+    def kill_now(self) -> None:
+        """SIGKILL every running step's process group, grace or not."""
+        for pgid in list(self._groups.values()):
+            signal_group(pgid, signal.SIGKILL)
 
     # --8<-- [end:step]
 
@@ -213,6 +221,42 @@ async def build_and_report(build: Build, steps: Sequence[Step]) -> int:
 
 
 # --8<-- [end:report]
+
+
+# --8<-- [start:ctrl-c]
+async def run_until_interrupted(build: Build, steps: Sequence[Step]) -> int:
+    """`build_and_report`, where Ctrl-C stops the build; 130 if it did.
+
+    The first Ctrl-C cancels the build: SIGTERM, grace period, SIGKILL, as
+    for a failure. The second one kills every step's process group at once.
+    The handler runs in the event loop, so nothing is interrupted half-way.
+    """
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    presses = 0
+
+    def on_sigint() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            main.cancel()
+        else:
+            build.kill_now()
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        return await build_and_report(build, steps)
+    except asyncio.CancelledError:
+        if presses == 0:
+            raise  # cancelled by something else: not ours to swallow
+        main.uncancel()
+        return 130
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+# --8<-- [end:ctrl-c]
 
 
 # --8<-- [start:demo]
@@ -299,8 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     build = Build(log_dir=args.out / "logs", grace=args.grace)
     steps = demo_steps(args.out)[1 if args.no_failure else 0 :]
     try:
-        return asyncio.run(build_and_report(build, steps))
-    except KeyboardInterrupt:  # Ctrl-C: asyncio.run cancelled the build first
+        return asyncio.run(run_until_interrupted(build, steps))
+    except KeyboardInterrupt:  # Ctrl-C before our handler was installed
         return 130
 
 
