@@ -504,6 +504,7 @@ LEAKY = (
 def test_make_reports_a_lost_token_only_at_the_end(
     tmp_path: Path, expected_output: OutputCheck
 ) -> None:
+    print(make_version())
     (tmp_path / "leaky.py").write_text(LEAKY)
     (tmp_path / "Makefile").write_text(f"all:\n\t+@{sys.executable} leaky.py\n")
     result = subprocess.run(
@@ -514,7 +515,6 @@ def test_make_reports_a_lost_token_only_at_the_end(
         text=True,
         timeout=60,
     )
-    print(make_version())
     lost = re.search(r"make: INTERNAL: Exiting with .*", result.stderr)
     assert lost is not None, result.stderr
     assert result.returncode == 0  # the build "succeeded"
