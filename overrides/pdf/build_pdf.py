@@ -56,6 +56,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The vendored diagram library, in the built site.
+MERMAID = "assets/vendor/mermaid/mermaid.min.js"
 # Scripts of the site that the book does without (see step 2 above).
 SKIPPED_SCRIPTS = re.compile(r"/javascripts/(bundle\.[0-9a-f]+\.min|copy-link)\.js$")
 
@@ -381,6 +383,12 @@ def prerender(print_page: Path, book: Book, addresses: dict[str, str]) -> str:
             page.route("**/*", only_files)
             page.add_init_script(TAKE_DIAGRAMS)
             page.goto(print_page.as_uri(), wait_until="load")
+            if not page.evaluate("typeof mermaid !== 'undefined'"):
+                # However the site loads the diagram library, the book needs it now.
+                library = print_page.parent.parent / MERMAID
+                if not library.exists():
+                    raise BookError(f"the diagram library is not at {library}")
+                page.add_script_tag(path=library)
             problems = page.evaluate(
                 PRERENDER,
                 {
