@@ -305,7 +305,7 @@ def test_no_diagram_is_left_as_source(book: Book) -> None:
     text = "\n".join(book.texts)
     for source in ("sequenceDiagram", "flowchart TD", "flowchart LR", "-->", "->>"):
         assert source not in text, f"diagram source {source!r} is printed"
-    assert "Syntax error" not in text
+    assert "Syntax error in text" not in text, "mermaid drew an error"
 
 
 def test_every_pattern_page_is_there_with_its_address(book: Book) -> None:
