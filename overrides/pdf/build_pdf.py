@@ -12,9 +12,10 @@ Three steps, each one function below:
    mermaid diagram to SVG itself (text labels, no HTML inside the SVG, which
    WeasyPrint cannot lay out), adds the cover and each page's web address,
    keeps each content tab's label with its block, turns admonition icons into
-   inline SVG, and saves the result without scripts. Material's own script is
-   not run: it would draw the diagrams into a closed shadow root and add
-   buttons that mean nothing on paper.
+   inline SVG, marks each chapter's last lines to stay together, and saves
+   the result without scripts. Material's own script is not run: it would
+   draw the diagrams into a closed shadow root and add buttons that mean
+   nothing on paper.
 3. **Lay out with WeasyPrint.** WeasyPrint turns the pre-rendered page into
    the PDF with ``print.css`` beside this file: page size, running headers,
    page numbers, the table of contents' page numbers (``target-counter``), the
@@ -183,6 +184,7 @@ async ({cover, addresses, siteUrl}) => {
     section.querySelector(":scope > h1")?.remove();
     first?.classList.add("cp-chapter");
   }
+  // A page at the top of the navigation (the home page) is a chapter too.
   for (const page of book.querySelectorAll(":scope > section.print-page[id]")) {
     page.classList.add("cp-chapter");
   }
@@ -283,7 +285,7 @@ async ({cover, addresses, siteUrl}) => {
     }
   }
 
-  // What means nothing on paper: permalinks, buttons, the sidebars.
+  // What means nothing on paper: permalinks, buttons, scripts.
   book.querySelectorAll(".headerlink, button, .md-clipboard, .cp-copy").forEach(remove);
   document.querySelectorAll("script").forEach(remove);
 
