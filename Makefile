@@ -11,7 +11,7 @@ export NO_MKDOCS_2_WARNING := 1
 export DISABLE_MKDOCS_2_WARNING := true
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test lint typecheck pytest test-all ledger lock clean
+.PHONY: help serve build test lint typecheck pytest test-all ledger pdf offline bench-offline lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,15 @@ test-all: $(VENV)/.installed ## the snippet tests on Python 3.11, 3.12 and 3.13
 ledger: build ## add the built site's pages and anchors to overrides/link-ledger.txt
 	$(BIN)/python -m overrides.hooks.links site
 
+pdf: $(VENV)/.installed ## the whole guide as one PDF: build/concurrency-patterns.pdf
+	$(BIN)/python -m overrides.pdf.build_pdf
+
+offline: $(VENV)/.installed ## the site as a zip that works from file://
+	$(BIN)/python -m overrides.hooks.offline
+
+bench-offline: $(VENV)/.installed ## time make pdf, size the PDF and zip: benchmarks/results.md
+	$(BIN)/python benchmarks/offline_reading.py
+
 lock: ## re-resolve requirements.lock from pyproject.toml (needs network to PyPI)
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet uv==0.13.9
@@ -55,4 +64,4 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs network to PyPI
 	  --python-version 3.11.5 --generate-hashes -o requirements.lock
 
 clean: ## remove the build output and the virtual environments
-	rm -rf site .venv .venv-* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf site build .venv .venv-* .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,480 @@
+"""The whole guide as one PDF: ``make pdf`` (``python -m overrides.pdf.build_pdf``).
+
+Three steps, each one function below:
+
+1. **One page of the whole guide.** ``mkdocs build --strict`` with the
+   print-site plugin switched on (``CP_PRINT_SITE=true``, see mkdocs.yml) into
+   ``build/pdf-site``. The plugin adds ``print_page/``: every page of the
+   navigation in order, with internal links rewritten to anchors on that page
+   and a table of contents that its script fills in.
+2. **Pre-render in Chromium.** Playwright opens that page from ``file://`` in
+   Debian's Chromium and runs its scripts once. Then this module draws every
+   mermaid diagram to SVG itself (text labels, no HTML inside the SVG, which
+   WeasyPrint cannot lay out), adds the cover and each page's web address,
+   keeps each content tab's label with its block, turns admonition icons into
+   inline SVG, marks each chapter's last lines to stay together, and saves
+   the result without scripts. Material's own script is not run: it would
+   draw the diagrams into a closed shadow root and add buttons that mean
+   nothing on paper.
+3. **Lay out with WeasyPrint.** WeasyPrint turns the pre-rendered page into
+   the PDF with ``print.css`` beside this file: page size, running headers,
+   page numbers, the table of contents' page numbers (``target-counter``), the
+   PDF outline (``bookmark-level``). WeasyPrint, unlike Chromium, implements
+   those parts of CSS Paged Media.
+
+Nothing is fetched from the network: Chromium may read files and nothing
+else, and WeasyPrint gets a URL fetcher that refuses anything but files.
+The build fails when a link in the book points at no place in it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import os
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+HERE = Path(__file__).resolve().parent
+STYLESHEET = HERE / "print.css"
+BUILD = ROOT / "build"
+PRINT_SITE = BUILD / "pdf-site"
+PDF = BUILD / "concurrency-patterns.pdf"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Flags that keep Chromium from calling home (the same as tests/site use).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The vendored diagram library, in the built site.
+MERMAID = "assets/vendor/mermaid/mermaid.min.js"
+# Scripts of the site that the book does without (see step 2 above).
+SKIPPED_SCRIPTS = re.compile(r"/javascripts/(bundle\.[0-9a-f]+\.min|copy-link)\.js$")
+
+
+class BookError(RuntimeError):
+    """The book cannot be built as it should be; the message says why."""
+
+
+@dataclass(frozen=True)
+class Book:
+    """What the cover and the PDF's metadata say."""
+
+    title: str
+    subtitle: str
+    version: str
+    author: str
+    site_url: str
+    language: str
+    rights: str
+    built: datetime.date
+
+    @classmethod
+    def from_project(cls) -> Book:
+        from mkdocs.config import load_config
+
+        config = load_config(str(ROOT / "mkdocs.yml"))
+        project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+        authors = ", ".join(a["name"] for a in project.get("authors", []))
+        # SOURCE_DATE_EPOCH (reproducible builds) fixes the date on the cover.
+        epoch = os.environ.get("SOURCE_DATE_EPOCH")
+        built = (
+            datetime.datetime.fromtimestamp(int(epoch), datetime.UTC).date()
+            if epoch
+            else datetime.date.today()
+        )
+        return cls(
+            title=config["site_name"],
+            subtitle=" ".join((config["site_description"] or "").split()),
+            version=project["version"],
+            author=authors or config["site_name"],
+            site_url=config["site_url"],
+            language=config["theme"]["language"],
+            rights=config["copyright"] or "",
+            built=built,
+        )
+
+
+# --------------------------------------------------------------------------- #
+# Step 1: one page of the whole guide
+# --------------------------------------------------------------------------- #
+
+
+def build_print_site(site_dir: Path = PRINT_SITE) -> Path:
+    """Build the site with the print page; return the print page's file."""
+    env = {**os.environ, "CP_PRINT_SITE": "true", "NO_MKDOCS_2_WARNING": "1"}
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet"]
+    result = subprocess.run(
+        [*command, "-f", str(ROOT / "mkdocs.yml"), "-d", str(site_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BookError(f"mkdocs build failed:\n{result.stdout}{result.stderr}")
+    return site_dir / "print_page" / "index.html"
+
+
+def page_addresses(site_dir: Path) -> dict[str, str]:
+    """The print page's id of each page → the page's canonical web address."""
+    canonical = re.compile(r'<link rel="canonical" href="([^"]+)"')
+    addresses = {}
+    for index in sorted(site_dir.rglob("index.html")):
+        url = index.parent.relative_to(site_dir).as_posix()
+        if url == "print_page":
+            continue
+        found = canonical.search(index.read_text()[:4000])
+        if found:
+            # The print-site plugin's page key: "a/b/" → "a-b", "" → "index".
+            key = url.strip("./").replace("/", "-").lower() or "index"
+            addresses[key] = found[1]
+    return addresses
+
+
+# --------------------------------------------------------------------------- #
+# Step 2: pre-render in Chromium
+# --------------------------------------------------------------------------- #
+
+# Runs in the print page once its scripts have run. Each block is one change;
+# the argument carries the cover's text, the pages' addresses and the site URL.
+PRERENDER = r"""
+async ({cover, addresses, siteUrl}) => {
+  const LAST_PAGE_MIN_CHARS = 400;
+  const remove = element => element.remove();
+  const book = document.getElementById("print-site-page");
+  const problems = [];
+
+  // Diagrams: drawn here as SVG with text labels, from the fence's source.
+  mermaid.initialize({
+    startOnLoad: false,
+    theme: "neutral",
+    securityLevel: "strict",
+    htmlLabels: false,
+    fontFamily: "DejaVu Sans, sans-serif",
+    flowchart: { htmlLabels: false, useMaxWidth: true },
+    sequence: { useMaxWidth: true },
+  });
+  for (const [i, figure] of [...book.querySelectorAll(".cp-diagram")].entries()) {
+    try {
+      const { svg } = await mermaid.render(`cp-diagram-${i}`, figure.dataset.source);
+      figure.innerHTML = svg;
+    } catch (error) {
+      problems.push(`diagram ${i + 1} does not render: ${error.message ?? error}`);
+    }
+    delete figure.dataset.source;
+  }
+
+  // Chapters: a navigation section whose first page is its overview. The
+  // section's own heading repeats the overview's title, so it goes.
+  for (const section of book.querySelectorAll("section.md-section")) {
+    const first = section.querySelector(":scope > section.print-page");
+    section.querySelector(":scope > h1")?.remove();
+    first?.classList.add("cp-chapter");
+  }
+  // A page at the top of the navigation (the home page) is a chapter too.
+  for (const page of book.querySelectorAll(":scope > section.print-page[id]")) {
+    page.classList.add("cp-chapter");
+  }
+
+  // A chapter's last blocks, a few lines' worth, go to a page together, so
+  // that its last page is never a line or two that spilled over on their own.
+  const BLOCKS =
+    "p, li, pre, table, h2, h3, h4, h5, dl, .admonition, .cp-diagram, .highlight";
+  for (const chapter of book.querySelectorAll(".cp-chapter")) {
+    const pages = chapter.parentElement.classList.contains("md-section")
+      ? [...chapter.parentElement.querySelectorAll(":scope > section.print-page")]
+      : [chapter];
+    const blocks = [...pages.pop().querySelectorAll(BLOCKS)]
+      .filter(block => !block.parentElement.closest(BLOCKS));
+    let text = 0;
+    while (blocks.length && text < LAST_PAGE_MIN_CHARS) {
+      const block = blocks.pop();
+      text += block.textContent.trim().length;
+      block.dataset.cpKeep = text < LAST_PAGE_MIN_CHARS ? "with-previous" : "first";
+    }
+  }
+
+  // The contents list a chapter once: its overview page is the chapter.
+  for (const chapter of book.querySelectorAll("#print-page-toc nav > ul > li")) {
+    const overview = chapter.querySelector(":scope > nav > ul > li:first-child");
+    if (!overview) continue;
+    const target = overview.querySelector("a").getAttribute("href");
+    chapter.querySelector(":scope > a").setAttribute("href", target);
+    overview.remove();
+  }
+
+  // Each page says where it lives on the web, so that readers can cite it.
+  for (const page of book.querySelectorAll("section.print-page[id]")) {
+    const url = addresses[page.id];
+    const title = page.querySelector(":scope > h1");
+    if (!url || !title) continue;
+    const address = document.createElement("p");
+    address.className = "cp-address";
+    const link = document.createElement("a");
+    link.href = link.textContent = url;
+    address.append(link);
+    title.after(address);
+  }
+
+  // Content tabs: every block shown, each after its own label.
+  for (const set of book.querySelectorAll(".tabbed-set")) {
+    const labels = set.querySelectorAll(":scope > .tabbed-labels > label");
+    const blocks = set.querySelectorAll(":scope > .tabbed-content > .tabbed-block");
+    blocks.forEach((block, i) => {
+      const label = document.createElement("p");
+      label.className = "cp-tab-label";
+      label.textContent = labels[i]?.textContent.trim() ?? "";
+      block.prepend(label);
+    });
+    set.querySelectorAll(":scope > input, :scope > .tabbed-labels").forEach(remove);
+  }
+
+  // Admonition icons are CSS masks, which WeasyPrint does not draw: inline them.
+  for (const title of book.querySelectorAll(".admonition-title, details > summary")) {
+    const before = getComputedStyle(title, "::before");
+    const mask = before.maskImage || before.webkitMaskImage || "";
+    const data = /^url\("data:image\/svg\+xml;charset=utf-8,(.*)"\)$/s.exec(mask);
+    if (!data) continue;
+    const icon = document.createElement("span");
+    icon.className = "cp-icon";
+    icon.style.color = before.backgroundColor;
+    icon.innerHTML = data[1].replace(/\\"/g, '"');
+    icon.querySelector("svg")?.setAttribute("fill", "currentColor");
+    title.prepend(icon);
+  }
+  book.querySelectorAll("details").forEach(d => d.setAttribute("open", ""));
+
+  // Links. Line-number anchors in code mean nothing on paper. The plugin
+  // makes API references the site leaves unlinked (Python's own types, say)
+  // into links to nowhere: they become text again, as on the site. It writes
+  // a link to the home page as "#."; relative links to files of the site
+  // become links to the published site.
+  book.querySelectorAll("pre a[id^='__codelineno']").forEach(remove);
+  // Each code line sits in a span of its own, for the site's line links;
+  // without them WeasyPrint lays out code in half the time.
+  for (const line of book.querySelectorAll("pre span[id^='__span-']")) {
+    line.replaceWith(...line.childNodes);
+  }
+  for (const a of book.querySelectorAll("a.autorefs[href^='#']")) {
+    if (document.getElementById(a.getAttribute("href").slice(1))) continue;
+    const text = Object.assign(document.createElement("span"), { title: a.title });
+    text.append(...a.childNodes);
+    a.replaceWith(text);
+  }
+  for (const a of book.querySelectorAll("a[href]")) {
+    const href = a.getAttribute("href");
+    if (href === "#." || href.startsWith("#.-")) {
+      a.setAttribute("href", "#index" + href.slice(2));
+    } else if (!href.startsWith("#") && !/^[a-z]+:/i.test(href)) {
+      const path = new URL(href, location.href).pathname;
+      const site = new URL("..", location.href).pathname;
+      a.setAttribute("href", siteUrl + path.slice(site.length));
+    }
+  }
+
+  // What means nothing on paper: permalinks, buttons, scripts.
+  book.querySelectorAll(".headerlink, button, .md-clipboard, .cp-copy").forEach(remove);
+  document.querySelectorAll("script").forEach(remove);
+
+  // The book is the cover and the print page's content, nothing around it.
+  const body = document.createElement("body");
+  const article = document.createElement("article");
+  article.className = "md-typeset cp-book";
+  article.innerHTML = cover;
+  article.append(book);
+  body.append(article);
+  document.body.replaceWith(body);
+  return problems;
+}
+"""
+
+# Runs before the page's own scripts: takes each diagram's source out of the
+# page, so that no script draws it before PRERENDER does.
+TAKE_DIAGRAMS = """
+document.addEventListener("DOMContentLoaded", () => {
+  for (const pre of document.querySelectorAll("pre.mermaid")) {
+    const figure = document.createElement("div");
+    figure.className = "cp-diagram";
+    figure.dataset.source = pre.textContent;
+    pre.replaceWith(figure);
+  }
+});
+"""
+
+COVER = """
+<section class="cp-cover" id="cover">
+  <p class="cp-cover__kicker">A field guide</p>
+  <h1 class="cp-cover__title">{title}</h1>
+  <p class="cp-cover__subtitle">{subtitle}</p>
+  <dl class="cp-cover__facts">
+    <dt>Version</dt><dd>{version}</dd>
+    <dt>Built</dt><dd>{built}</dd>
+    <dt>Online</dt><dd><a href="{site_url}">{site_url}</a></dd>
+  </dl>
+  <p class="cp-cover__rights">{rights}</p>
+</section>
+"""
+
+
+def cover_html(book: Book) -> str:
+    return COVER.format(
+        title=html.escape(book.title),
+        subtitle=html.escape(book.subtitle),
+        version=html.escape(book.version),
+        built=book.built.isoformat(),
+        site_url=html.escape(book.site_url),
+        rights=html.escape(book.rights),
+    )
+
+
+def head_metadata(book: Book) -> str:
+    """What WeasyPrint writes into the PDF's document information."""
+    fields = {
+        "author": book.author,
+        "description": book.subtitle,
+        "keywords": "concurrency, patterns, message queues, webhooks",
+        "generator": f"{book.title} {book.version}",
+        "dcterms.created": book.built.isoformat(),
+    }
+    metas = "".join(
+        f'<meta name="{name}" content="{html.escape(value)}">'
+        for name, value in fields.items()
+    )
+    return f"<title>{html.escape(book.title)}</title>{metas}"
+
+
+def prerender(print_page: Path, book: Book, addresses: dict[str, str]) -> str:
+    """Run the print page in Chromium; return its HTML, ready for WeasyPrint."""
+    if not Path(CHROMIUM).exists():
+        raise BookError(
+            f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium`"
+        )
+    from playwright.sync_api import Route, sync_playwright
+
+    refused: list[str] = []
+
+    def only_files(route: Route) -> None:
+        url = route.request.url
+        if not url.startswith("file://"):
+            refused.append(url)
+            route.abort()
+        elif SKIPPED_SCRIPTS.search(url):
+            route.fulfill(body="", content_type="text/javascript")
+        else:
+            route.continue_()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_files)
+            page.add_init_script(TAKE_DIAGRAMS)
+            page.goto(print_page.as_uri(), wait_until="load")
+            if not page.evaluate("typeof mermaid !== 'undefined'"):
+                # However the site loads the diagram library, the book needs it now.
+                library = print_page.parent.parent / MERMAID
+                if not library.exists():
+                    raise BookError(f"the diagram library is not at {library}")
+                page.add_script_tag(path=library)
+            problems = page.evaluate(
+                PRERENDER,
+                {
+                    "cover": cover_html(book),
+                    "addresses": addresses,
+                    "siteUrl": book.site_url,
+                },
+            )
+            document = page.content()
+        finally:
+            browser.close()
+    if refused:
+        raise BookError("the print page asked for other hosts: " + ", ".join(refused))
+    if problems:
+        raise BookError("\n".join(problems))
+    document = re.sub(r"<title>.*?</title>", "", document, count=1, flags=re.S)
+    document = document.replace("<head>", "<head>" + head_metadata(book), 1)
+    return re.sub(r"<html\b[^>]*>", f'<html lang="{book.language}">', document, count=1)
+
+
+def broken_links(document: str) -> list[str]:
+    """Internal links of the book that point at no element of it."""
+    ids = set(re.findall(r'\sid="([^"]+)"', document))
+    targets = re.findall(r'<a\b[^>]*\shref="#([^"]*)"', document)
+    return sorted({html.unescape(t) for t in targets} - {html.unescape(i) for i in ids})
+
+
+# --------------------------------------------------------------------------- #
+# Step 3: lay out with WeasyPrint
+# --------------------------------------------------------------------------- #
+
+
+def write_pdf(document: str, base: Path, target: Path) -> None:
+    import weasyprint
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Files and inline data only; anything else, or a missing file, stops it.
+    fetcher = weasyprint.URLFetcher(
+        allowed_protocols={"file", "data"}, fail_on_errors=True
+    )
+    weasyprint.HTML(
+        string=document, base_url=base.as_uri(), url_fetcher=fetcher
+    ).write_pdf(
+        target,
+        stylesheets=[weasyprint.CSS(filename=str(STYLESHEET), url_fetcher=fetcher)],
+        pdf_identifier=False,
+        uncompressed_pdf=False,
+        optimize_images=True,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# The command
+# --------------------------------------------------------------------------- #
+
+
+def build(target: Path = PDF, site_dir: Path = PRINT_SITE) -> Path:
+    """Build the PDF at ``target``; return its path."""
+    book = Book.from_project()
+    print_page = build_print_site(site_dir)
+    document = prerender(print_page, book, page_addresses(site_dir))
+    prerendered = print_page.with_name("book.html")
+    prerendered.write_text(document)
+    broken = broken_links(document)
+    if broken:
+        raise BookError(
+            f"links to no place in the book ({prerendered}): " + ", ".join(broken)
+        )
+    write_pdf(document, prerendered, target)
+    return target
+
+
+def main() -> int:
+    started = time.perf_counter()
+    try:
+        target = build()
+    except BookError as error:
+        print(f"make pdf: {error}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - started
+    size = target.stat().st_size / 1e6
+    print(f"{target.relative_to(ROOT)}: {size:.1f} MB in {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
