@@ -46,9 +46,13 @@ def page(browser: Any) -> Iterator[Any]:
         else None,
     )
     tab.on("pageerror", lambda e: tab.problems.append(f"uncaught: {e}"))
+    # A request still in flight when the test opens the next page is cancelled
+    # by that navigation (net::ERR_ABORTED): not something a reader sees.
     tab.on(
         "requestfailed",
-        lambda r: tab.problems.append(f"failed request: {r.url} ({r.failure})"),
+        lambda r: tab.problems.append(f"failed request: {r.url} ({r.failure})")
+        if r.failure != "net::ERR_ABORTED"
+        else None,
     )
     tab.on(
         "request",
