@@ -58,7 +58,7 @@ class PartServer(ThreadingHTTPServer):
         self.requests: Counter[str] = Counter()  # path -> requests received
         self.fail_next: Counter[str] = Counter()  # path -> 503s still to send
         self.active = self.peak = self.rejected = 0
-        self.gate = threading.Event()  # admitted requests wait for it
+        self.gate = threading.Event()  # every answer waits for it
         self.gate.set()
         self.changed = threading.Condition()
 
@@ -94,10 +94,10 @@ class _PartHandler(BaseHTTPRequestHandler):
                 srv.fail_next[self.path] -= 1
             srv.changed.notify_all()
         try:
+            srv.gate.wait(timeout=FETCH_TIMEOUT)  # the tests hold answers here
             if fail:
                 self.send_error(HTTPStatus.SERVICE_UNAVAILABLE)
                 return
-            srv.gate.wait(timeout=FETCH_TIMEOUT)
             body = f"part {self.path.rsplit('/', 1)[-1]}".encode()
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Length", str(len(body)))
