@@ -97,6 +97,8 @@ class ImportExecutor:
         self._loaded[name] = module
         return module
 
+    # --8<-- [end:executor]
+
     def close(self) -> None:
         """Finish the running import, drop queued ones, stop the thread."""
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -111,9 +113,6 @@ class ImportExecutor:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-# --8<-- [end:executor]
 
 
 # --8<-- [start:cycle]

@@ -57,6 +57,8 @@ class FifoLoader:
             self._queue.put_nowait((name, future))
         return self._parts[name]
 
+    # --8<-- [end:fifo]
+
     async def _work(self) -> None:
         while True:
             name, future = await self._queue.get()
@@ -71,9 +73,6 @@ class FifoLoader:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-
-
-# --8<-- [end:fifo]
 
 
 # --8<-- [start:priority]
@@ -103,6 +102,9 @@ class PriorityLoader:
             self._queued.append(name)
             self._fill()
 
+    # --8<-- [end:priority]
+
+    # --8<-- [start:load]
     async def load(self, name: str) -> bytes:
         """Fetch ``name`` now, ahead of every prefetch, and return it."""
         part = self._parts.get(name)
@@ -127,9 +129,9 @@ class PriorityLoader:
         finally:
             self._release()
 
-    # --8<-- [end:priority]
+    # --8<-- [end:load]
 
-    # --8<-- [start:slots]
+    # --8<-- [start:acquire]
     async def _acquire(self) -> None:
         if self._free and not self._waiters:
             self._free -= 1
@@ -156,6 +158,9 @@ class PriorityLoader:
                 self.preempted += 1
                 return
 
+    # --8<-- [end:acquire]
+
+    # --8<-- [start:release]
     def _release(self) -> None:
         while self._waiters:  # a waiting critical load takes the slot over
             waiter = self._waiters.popleft()
@@ -172,6 +177,8 @@ class PriorityLoader:
             task = asyncio.create_task(self._prefetch(name))
             self._parts[name] = self._running[name] = task
             task.add_done_callback(functools.partial(self._settled, name))
+
+    # --8<-- [end:release]
 
     async def _prefetch(self, name: str) -> bytes:
         try:
@@ -197,8 +204,6 @@ class PriorityLoader:
         for part in pending:
             part.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-    # --8<-- [end:slots]
 
 
 # --8<-- [start:demo]
@@ -241,6 +246,10 @@ async def critical_behind_prefetches(
     }
 
 
+# --8<-- [end:demo]
+
+
+# --8<-- [start:run]
 def demo() -> list[str]:
     """Run the scenario with both loaders; one line each."""
     lines = []
@@ -256,4 +265,4 @@ def demo() -> list[str]:
 
 if __name__ == "__main__":
     print(*demo(), sep="\n")
-# --8<-- [end:demo]
+# --8<-- [end:run]
