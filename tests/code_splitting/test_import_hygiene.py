@@ -1,0 +1,144 @@
+"""Tests for snippets/code_splitting/import_hygiene.py.
+
+Each attempt runs in a fresh interpreter, so every first import is really the
+first. Two threads first-import the two ends of an import cycle at the same
+moment; a barrier inside each module body makes the overlap happen every run.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from snippets.code_splitting.import_hygiene import (
+    ImportExecutor,
+    demo,
+    prewarm,
+    write_cycle_package,
+)
+from tests.conftest import OutputCheck
+
+RUNS = 10
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The demo's lines: RUNS child processes per mode and import style."""
+    return demo(tmp_path_factory.mktemp("routes"), runs=RUNS)
+
+
+def counts(lines: list[str], mode: str, style: str) -> Counter[str]:
+    """Parse ``"<n> <outcome>"`` pairs from the demo line for mode and style."""
+    (line,) = [ln for ln in lines if ln.split()[:2] == [mode, style]]
+    found = line.split(": ", 1)[1].split(", ")
+    return Counter({what: int(n) for n, what in (f.split(" ") for f in found)})
+
+
+def test_import_statements_hand_out_a_partially_initialised_module(
+    outcomes: list[str],
+) -> None:
+    found = counts(outcomes, "naive", "statement")
+    assert found["AttributeError"] >= 1
+    assert found["AttributeError"] + found["ok"] == 2 * RUNS
+
+
+def test_import_module_in_a_body_raises_deadlock_error(outcomes: list[str]) -> None:
+    found = counts(outcomes, "naive", "import_module")
+    assert found["_DeadlockError"] >= 1
+    assert found["_DeadlockError"] + found["ok"] == 2 * RUNS
+
+
+@pytest.mark.parametrize("mode", ["prewarm", "executor"])
+@pytest.mark.parametrize("style", ["statement", "import_module"])
+def test_fixes_leave_no_failed_request(
+    outcomes: list[str], mode: str, style: str
+) -> None:
+    assert counts(outcomes, mode, style) == Counter({"ok": 2 * RUNS})
+
+
+def test_demo_output_matches_the_page(
+    outcomes: list[str], expected_output: OutputCheck
+) -> None:
+    print(f"Python {sys.version.split()[0]}")
+    expected_output("code_splitting/import_hygiene.demo", "\n".join(outcomes))
+
+
+def test_deadlock_error_is_a_runtime_error_not_an_import_error(
+    tmp_path: Path,
+) -> None:
+    package = f"cycle_{tmp_path.name}"
+    write_cycle_package(tmp_path, package, "import_module")
+    sys.path.insert(0, str(tmp_path))
+    start = threading.Barrier(2, timeout=10)
+    errors: list[BaseException] = []
+
+    def first_request(route: str) -> None:
+        start.wait()
+        try:
+            importlib.import_module(f"{package}.{route}")
+        except Exception as exc:  # collected for the assertion
+            errors.append(exc)
+
+    try:
+        threads = [
+            threading.Thread(target=first_request, args=(r,)) for r in ("alpha", "beta")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.split(".")[0] == package]:
+            del sys.modules[name]
+    assert len(errors) == 1
+    (error,) = errors
+    assert type(error).__name__ == "_DeadlockError"
+    assert isinstance(error, RuntimeError)
+    assert not isinstance(error, ImportError)
+    assert "deadlock detected by _ModuleLock" in str(error)
+
+
+def test_prewarm_imports_in_sorted_order_and_raises_at_start_up() -> None:
+    modules = prewarm(["json", "email.message"])
+    assert list(modules) == ["email.message", "json"]
+    with pytest.raises(ModuleNotFoundError):
+        prewarm(["no_such_route_module"])
+
+
+def test_executor_fast_path_skips_the_import_thread() -> None:
+    with ImportExecutor(timeout=5) as executor:
+        first = executor.import_module("json")
+        executor._pool.shutdown(wait=True)  # a second import would now fail
+        assert executor.import_module("json") is first
+        with pytest.raises(RuntimeError):
+            executor.import_module("csv")
+
+
+def test_executor_times_out_a_caller_of_a_slow_import(tmp_path: Path) -> None:
+    release = threading.Event()
+    slow = f"slow_{tmp_path.name}"
+    (tmp_path / f"{slow}.py").write_text(
+        "import builtins\nbuiltins._import_hygiene_release.wait(10)\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+
+    builtins._import_hygiene_release = release  # type: ignore[attr-defined]
+    try:
+        with ImportExecutor(timeout=0.2) as executor:
+            began = time.monotonic()
+            with pytest.raises(TimeoutError):
+                executor.import_module(slow)
+            assert time.monotonic() - began < 5
+            release.set()
+    finally:
+        del builtins._import_hygiene_release  # type: ignore[attr-defined]
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(slow, None)

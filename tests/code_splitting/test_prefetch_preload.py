@@ -1,0 +1,196 @@
+"""Tests for snippets/code_splitting/prefetch_preload.py.
+
+The fetch is an ``asyncio.sleep`` of one unit, so the counts depend only on the
+order in which the loader starts fetches, not on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import pytest
+
+from snippets.code_splitting.prefetch_preload import (
+    FifoLoader,
+    PriorityLoader,
+    critical_behind_prefetches,
+    demo,
+)
+from tests.conftest import OutputCheck
+
+PREFETCHES, SLOTS = 20, 4
+
+
+def test_fifo_critical_load_waits_behind_the_prefetches() -> None:
+    c = asyncio.run(critical_behind_prefetches(FifoLoader, PREFETCHES, SLOTS))
+    assert c["started"] == PREFETCHES
+    assert c["finished"] >= PREFETCHES - SLOTS
+    assert c["fetches"] == PREFETCHES + 1
+
+
+def test_priority_critical_load_starts_before_any_prefetch_finishes() -> None:
+    c = asyncio.run(critical_behind_prefetches(PriorityLoader, PREFETCHES, SLOTS))
+    assert c["finished"] == 0
+    assert c["started"] == SLOTS  # the ones running when the load arrived
+    assert c["preempted"] == 1
+    assert c["fetches"] == PREFETCHES + 1  # the preempted one ran again, once
+
+
+async def critical_latency(loader_type: type[FifoLoader | PriorityLoader]) -> float:
+    unit = 0.05
+
+    async def fetch(name: str) -> bytes:
+        await asyncio.sleep(unit)
+        return name.encode()
+
+    loader = loader_type(fetch, SLOTS)
+    try:
+        for i in range(PREFETCHES):
+            loader.prefetch(f"p{i}")
+        await asyncio.sleep(0)
+        began = time.monotonic()
+        await asyncio.wait_for(loader.load("critical"), timeout=10)
+        return (time.monotonic() - began) / unit
+    finally:
+        await loader.aclose()
+
+
+def test_critical_latency_in_fetch_units() -> None:
+    fifo = asyncio.run(critical_latency(FifoLoader))
+    priority = asyncio.run(critical_latency(PriorityLoader))
+    print(f"critical load: fifo {fifo:.1f} units, priority {priority:.1f} units")
+    assert fifo >= 4.5  # 20 prefetches / 4 slots ahead of it, then itself
+    assert priority < 2.5
+
+
+def test_failed_prefetch_is_fetched_again_by_the_next_load() -> None:
+    calls: list[str] = []
+
+    async def fetch(name: str) -> bytes:
+        calls.append(name)
+        if len(calls) == 1:
+            raise ConnectionError("reset")
+        return b"ok"
+
+    async def scenario() -> bytes:
+        loader = PriorityLoader(fetch, slots=2)
+        try:
+            loader.prefetch("part")
+            for _ in range(3):
+                await asyncio.sleep(0)
+            return await asyncio.wait_for(loader.load("part"), timeout=5)
+        finally:
+            await loader.aclose()
+
+    assert asyncio.run(scenario()) == b"ok"
+    assert calls == ["part", "part"]
+
+
+def test_a_prefetch_someone_waits_for_is_not_preempted() -> None:
+    calls: list[str] = []
+
+    async def scenario() -> tuple[tuple[bytes, bytes], int]:
+        release = asyncio.Event()
+
+        async def fetch(name: str) -> bytes:
+            calls.append(name)
+            await release.wait()
+            return name.encode()
+
+        loader = PriorityLoader(fetch, slots=1)
+        try:
+            loader.prefetch("part")
+            await asyncio.sleep(0)
+            joined = asyncio.ensure_future(loader.load("part"))
+            await asyncio.sleep(0)
+            other = asyncio.ensure_future(loader.load("other"))
+            await asyncio.sleep(0)
+            release.set()
+            both = asyncio.gather(joined, other)
+            first, second = await asyncio.wait_for(both, timeout=5)
+            return (first, second), loader.preempted
+        finally:
+            await loader.aclose()
+
+    assert asyncio.run(scenario()) == ((b"part", b"other"), 0)
+    assert calls == ["part", "other"]
+
+
+def test_cancelled_critical_caller_leaks_no_slot() -> None:
+    async def scenario() -> tuple[bytes, int]:
+        release = asyncio.Event()
+
+        async def fetch(name: str) -> bytes:
+            if name == "slow":
+                await release.wait()
+            return name.encode()
+
+        loader = PriorityLoader(fetch, slots=1)
+        try:
+            slow = asyncio.ensure_future(loader.load("slow"))
+            await asyncio.sleep(0)
+            impatient = asyncio.ensure_future(loader.load("other"))
+            await asyncio.sleep(0)
+            impatient.cancel()  # the caller gives up; the part keeps loading
+            release.set()
+            await asyncio.wait_for(slow, timeout=5)
+            other = await asyncio.wait_for(loader.load("other"), timeout=5)
+            after = await asyncio.wait_for(loader.load("third"), timeout=5)
+            return other + after, loader.preempted
+        finally:
+            await loader.aclose()
+
+    assert asyncio.run(scenario()) == (b"otherthird", 0)
+
+
+def test_prefetch_uses_only_idle_slots() -> None:
+    async def scenario() -> list[str]:
+        started: list[str] = []
+        release = asyncio.Event()
+
+        async def fetch(name: str) -> bytes:
+            started.append(name)
+            await release.wait()
+            return b""
+
+        loader = PriorityLoader(fetch, slots=1)
+        try:
+            critical = asyncio.ensure_future(loader.load("critical"))
+            await asyncio.sleep(0)
+            loader.prefetch("guess")
+            await asyncio.sleep(0)
+            seen = list(started)  # the slot is busy: the guess must wait
+            release.set()
+            await asyncio.wait_for(critical, timeout=5)
+            await asyncio.wait_for(loader.load("guess"), timeout=5)
+            return seen + started
+        finally:
+            await loader.aclose()
+
+    assert asyncio.run(scenario()) == ["critical", "critical", "guess"]
+
+
+def test_demo_output_matches_the_page(expected_output: OutputCheck) -> None:
+    print(f"Python {sys.version.split()[0]}")
+    expected_output("code_splitting/prefetch_preload.demo", "\n".join(demo()))
+
+
+@pytest.mark.parametrize("loader_type", [FifoLoader, PriorityLoader])
+def test_aclose_cancels_what_is_still_running(
+    loader_type: type[FifoLoader | PriorityLoader],
+) -> None:
+    async def fetch(name: str) -> bytes:
+        await asyncio.Event().wait()  # never finishes
+        return b""
+
+    async def scenario() -> int:
+        loader = loader_type(fetch, 2)
+        loader.prefetch("a")
+        loader.prefetch("b")
+        await asyncio.sleep(0)
+        await asyncio.wait_for(loader.aclose(), timeout=5)
+        return len(asyncio.all_tasks())
+
+    assert asyncio.run(scenario()) == 1  # only the test's own task is left
