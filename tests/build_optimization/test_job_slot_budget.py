@@ -386,7 +386,8 @@ def test_leaked_tokens_stop_the_build(expected_output: OutputCheck) -> None:
 
 def make_env() -> dict[str, str]:
     """This environment without any make of our own around the test run."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS")}
+    outer = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKE_TERMOUT", "MAKE_TERMERR")
+    env = {k: v for k, v in os.environ.items() if k not in outer}
     env["PYTHONPATH"] = str(ROOT)
     return env
 
