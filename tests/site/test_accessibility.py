@@ -27,6 +27,9 @@ def violations(page: Any) -> list[str]:
     """Critical and serious violations on the page as it is now."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
+        # Off-screen code blocks skip rendering (content-visibility: auto in
+        # extra.css); render everything so that axe checks every colour.
+        page.add_style_tag(content="* { content-visibility: visible !important; }")
     result = page.evaluate("axe.run(document, { resultTypes: ['violations'] })")
     found = []
     for rule in result["violations"]:
