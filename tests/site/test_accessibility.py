@@ -42,6 +42,7 @@ def violations(page: Any) -> list[str]:
     return found
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("palette", sorted(PALETTES))
 def test_every_page_has_no_serious_violation(
     browser: Any, site_server: Server, palette: str
@@ -49,7 +50,7 @@ def test_every_page_has_no_serious_violation(
     context = browser.new_context(color_scheme=palette)
     page = context.new_page()
     failures: dict[str, list[str]] = {}
-    urls = page_urls(site_server) + [site_server.url + "no-such-page/"]
+    urls = [*page_urls(site_server), site_server.url + "no-such-page/"]
     for url in urls:
         page.goto(url, wait_until="load")
         scheme = page.evaluate("document.body.getAttribute('data-md-color-scheme')")
