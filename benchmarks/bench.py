@@ -11,7 +11,8 @@ Builds three sites from the same docs/:
 Each is served on loopback by a server that compresses text as GitHub Pages
 does, and Lighthouse (mobile, simulated throttling) runs three times per page
 on a sample that includes the heaviest page. The medians go to
-benchmarks/results.md, with the full build time and the ``mkdocs serve``
+the "Site speed" section of benchmarks/results.md (other sections of that file
+are left as they are), with the full build time and the ``mkdocs serve``
 rebuild time after editing one page. Not a test: nothing here fails on a number.
 """
 
@@ -117,7 +118,9 @@ def timed_build(config: Path, cwd: Path, strict: bool) -> float:
     times = []
     for _ in range(RUNS + 1):
         start = time.perf_counter()
-        result = mkdocs("build", *(["--strict"] if strict else []), "-f", str(config), cwd=cwd)
+        result = mkdocs(
+            "build", *(["--strict"] if strict else []), "-f", str(config), cwd=cwd
+        )
         times.append(time.perf_counter() - start)
         if result.returncode:
             sys.exit(f"build failed ({config}):\n{result.stderr[-3000:]}")
@@ -128,9 +131,22 @@ def serve_rebuild(config: Path, cwd: Path, page: Path) -> float:
     """Seconds from saving one page to `mkdocs serve` having rebuilt the site."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mkdocs", "serve", "--livereload", "-f", str(config),
-         "--dev-addr", f"127.0.0.1:{port}"],
-        cwd=cwd, env=ENV, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "serve",
+            "--livereload",
+            "-f",
+            str(config),
+            "--dev-addr",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=cwd,
+        env=ENV,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     lines: list[tuple[float, str]] = []
 
@@ -247,12 +263,20 @@ class Run:
 def lighthouse(url: str, out: Path) -> Run:
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
-            [str(LIGHTHOUSE), url, "--quiet", "--output=json", f"--output-path={out}",
-             "--only-categories=performance,accessibility,best-practices,seo",
-             "--disable-full-page-screenshot",
-             f"--chrome-flags={CHROME_FLAGS} --user-data-dir={profile}"],
+            [
+                str(LIGHTHOUSE),
+                url,
+                "--quiet",
+                "--output=json",
+                f"--output-path={out}",
+                "--only-categories=performance,accessibility,best-practices,seo",
+                "--disable-full-page-screenshot",
+                f"--chrome-flags={CHROME_FLAGS} --user-data-dir={profile}",
+            ],
             env={**os.environ, "CHROME_PATH": CHROMIUM},
-            capture_output=True, text=True, timeout=300,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     if result.returncode:
         sys.exit(f"lighthouse failed for {url}:\n{result.stderr[-3000:]}")
@@ -270,10 +294,14 @@ def lighthouse(url: str, out: Path) -> Run:
         lcp=audits["largest-contentful-paint"]["numericValue"],
         tbt=audits["total-blocking-time"]["numericValue"],
         cls=audits["cumulative-layout-shift"]["numericValue"],
-        diagram_library=sum(int(i.get("transferSize", 0)) for i in items
-                            if "mermaid" in i["url"]),
-        failed_requests=sum(1 for i in items
-                            if i.get("statusCode", 0) >= 400 or i.get("statusCode") == -1),
+        diagram_library=sum(
+            int(i.get("transferSize", 0)) for i in items if "mermaid" in i["url"]
+        ),
+        failed_requests=sum(
+            1
+            for i in items
+            if i.get("statusCode", 0) >= 400 or i.get("statusCode") == -1
+        ),
     )
 
 
@@ -308,17 +336,35 @@ def kb(value: float) -> str:
     return f"{value / 1024:.0f}"
 
 
-def report(sites: list[Site], sample: list[str], out: Path, before_ref: str | None) -> None:
+BEGIN = "<!-- site-speed: written by `make bench` -->"
+END = "<!-- /site-speed -->"
+
+
+def write_section(out: Path, section: str) -> None:
+    text = out.read_text() if out.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        before, rest = text.split(BEGIN, 1)
+        text = before + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    out.write_text(text)
+
+
+def report(
+    sites: list[Site], sample: list[str], out: Path, before_ref: str | None
+) -> None:
     ours, base = sites[0], sites[-1]
     names = {"": "home"}
     lines = [
-        "# Benchmarks",
+        BEGIN,
+        "## Site speed: this site against a default Material site",
         "",
         "Written by `make bench` (benchmarks/bench.py); not a test. Lighthouse "
         f"12.2.3, mobile preset (simulated slow 4G and 4x CPU slowdown), {RUNS} runs "
         "per page, medians; Debian Chromium "
         f"{chromium_version()}; sites served on loopback with gzip, as GitHub Pages "
-        "serves them. Machine: 2 cores.",
+        f"serves them. Machine: 2 cores, shared; load average {LOAD['start']:.1f} "
+        f"when the run started and {LOAD['end']:.1f} when it ended ({date()}).",
         "",
         "Sites: **site** is this project; **baseline** is a default Material "
         "configuration over the same pages (`theme: material`, search, mkdocstrings "
@@ -359,7 +405,9 @@ def report(sites: list[Site], sample: list[str], out: Path, before_ref: str | No
             for site in sites:
                 extra = DIAGRAM_ON_SCROLL.get((site.name, page))
                 if extra is not None:
-                    lines.append(f"| {names.get(page, page.rstrip('/'))} | {site.name} | {kb(extra)} |")
+                    lines.append(
+                        f"| {names.get(page, page.rstrip('/'))} | {site.name} | {kb(extra)} |"
+                    )
     lines += [
         "",
         "Build and rebuild, wall time (median of 3; the rebuild is `mkdocs serve` after "
@@ -373,11 +421,18 @@ def report(sites: list[Site], sample: list[str], out: Path, before_ref: str | No
             f"| {site.name} | {site.pages} | {site.build:.2f} | {1000 * site.build / site.pages:.0f} "
             f"| {site.rebuild:.2f} | {1000 * site.rebuild / site.pages:.0f} |"
         )
-    lines.append("")
-    out.write_text("\n".join(lines) + NOTES.get("text", ""))
+    section = "\n".join(lines) + "\n" + NOTES.get("text", "") + END
+    write_section(out, section)
 
 
 NOTES: dict[str, str] = {}
+LOAD: dict[str, float] = {}
+
+
+def date() -> str:
+    return time.strftime("%Y-%m-%d")
+
+
 DIAGRAM_ON_SCROLL: dict[tuple[str, str], int] = {}
 
 
@@ -393,15 +448,25 @@ def diagram_bytes_on_scroll(url: str) -> int:
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROME_FLAGS.replace("--headless=new ", "").split()
+            executable_path=CHROMIUM,
+            args=CHROME_FLAGS.replace("--headless=new ", "").split(),
         )
         page = browser.new_page()
         sizes: list[int] = []
-        page.on("requestfinished", lambda r: sizes.append(
-            r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"])
-            if "mermaid" in r.url else None)
+        page.on(
+            "requestfinished",
+            lambda r: (
+                sizes.append(
+                    r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"]
+                )
+                if "mermaid" in r.url
+                else None
+            ),
+        )
         page.goto(url, wait_until="networkidle")
-        page.evaluate("document.querySelector('pre.mermaid, div.mermaid')?.scrollIntoView()")
+        page.evaluate(
+            "document.querySelector('pre.mermaid, div.mermaid')?.scrollIntoView()"
+        )
         page.wait_for_timeout(500)
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(2000)
@@ -416,19 +481,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--before", help="also measure the project at this git ref")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
-    parser.add_argument("--notes", default=str(ROOT / "benchmarks" / "notes.md"),
-                        help="text appended to the results (what the numbers mean)")
+    parser.add_argument(
+        "--notes",
+        default=str(ROOT / "benchmarks" / "notes.md"),
+        help="text appended to the results (what the numbers mean)",
+    )
     args = parser.parse_args()
     if not LIGHTHOUSE.exists():
         sys.exit("Lighthouse is missing: run `make bench`, which runs `npm ci` first")
 
+    LOAD["start"] = os.getloadavg()[0]
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
     # The working tree, copied, so that editing a page for the rebuild time
     # never touches docs/.
     src = WORK / "src"
     for name in ("docs", "overrides", "snippets", "mkdocs.yml"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, src / name)
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(
+            ROOT / name, src / name
+        )
     if (ROOT / ".cache").is_dir():
         shutil.copytree(ROOT / ".cache", src / ".cache")
 
@@ -437,12 +508,19 @@ def main() -> int:
     if args.before:
         before_src = WORK / "before-src"
         before_src.mkdir()
-        archive = subprocess.run(["git", "archive", args.before], cwd=ROOT,
-                                 capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(before_src)], input=archive.stdout, check=True)
+        archive = subprocess.run(
+            ["git", "archive", args.before], cwd=ROOT, capture_output=True, check=True
+        )
+        subprocess.run(
+            ["tar", "-x", "-C", str(before_src)], input=archive.stdout, check=True
+        )
         sites.append(Site("before", WORK / "before"))
         # An older commit may not pass today's strict checks; it is only measured.
-        configs["before"] = (project_config(before_src, WORK / "before"), before_src, False)
+        configs["before"] = (
+            project_config(before_src, WORK / "before"),
+            before_src,
+            False,
+        )
     sites.append(Site("baseline", WORK / "baseline"))
     configs["baseline"] = (baseline_config(src, WORK / "baseline"), src, False)
 
@@ -451,7 +529,9 @@ def main() -> int:
         print(f"building {site.name} ...", flush=True)
         site.build = timed_build(config, cwd, strict)
         site.pages = len(list(site.root.rglob("index.html")))
-        print(f"  {site.pages} pages, {site.build:.2f} s; serve rebuild ...", flush=True)
+        print(
+            f"  {site.pages} pages, {site.build:.2f} s; serve rebuild ...", flush=True
+        )
         edited = cwd / "docs" / "about" / "licenses.md"
         site.rebuild = serve_rebuild(config, cwd, edited)
         print(f"  rebuild {site.rebuild:.2f} s", flush=True)
@@ -465,14 +545,23 @@ def main() -> int:
             for page in sample:
                 site.runs[page] = []
                 for run in range(RUNS):
-                    out = reports / f"{site.name}-{page.strip('/').replace('/', '_') or 'home'}-{run}.json"
+                    out = (
+                        reports
+                        / f"{site.name}-{page.strip('/').replace('/', '_') or 'home'}-{run}.json"
+                    )
                     site.runs[page].append(lighthouse(url + page, out))
-                print(f"lighthouse {site.name} {page or 'home'}: perf "
-                      f"{site.median(page, 'performance'):.0f}, "
-                      f"{kb(site.median(page, 'transfer'))} KB", flush=True)
+                print(
+                    f"lighthouse {site.name} {page or 'home'}: perf "
+                    f"{site.median(page, 'performance'):.0f}, "
+                    f"{kb(site.median(page, 'transfer'))} KB",
+                    flush=True,
+                )
                 if site.name == "site" and has_diagram(site.root, page):
-                    DIAGRAM_ON_SCROLL[(site.name, page)] = diagram_bytes_on_scroll(url + page)
+                    DIAGRAM_ON_SCROLL[(site.name, page)] = diagram_bytes_on_scroll(
+                        url + page
+                    )
 
+    LOAD["end"] = os.getloadavg()[0]
     notes = Path(args.notes)
     if notes.exists():
         NOTES["text"] = "\n" + notes.read_text()
