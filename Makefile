@@ -11,7 +11,7 @@ export NO_MKDOCS_2_WARNING := 1
 export DISABLE_MKDOCS_2_WARNING := true
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test lint typecheck pytest test-all ledger pdf offline bench-offline lock clean
+.PHONY: help serve build test lint typecheck pytest test-all ledger pdf offline bench bench-offline lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,13 @@ offline: $(VENV)/.installed ## the site as a zip that works from file://
 bench-offline: $(VENV)/.installed ## time make pdf, size the PDF and zip: benchmarks/results.md
 	$(BIN)/python benchmarks/offline_reading.py
 
+benchmarks/node_modules/.installed: benchmarks/package-lock.json
+	cd benchmarks && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+bench: $(VENV)/.installed benchmarks/node_modules/.installed ## Lighthouse and build times against a default Material site: benchmarks/results.md
+	$(BIN)/python benchmarks/bench.py $(if $(BEFORE),--before $(BEFORE))
+
 lock: ## re-resolve requirements.lock from pyproject.toml (needs network to PyPI)
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet uv==0.13.9
@@ -64,4 +71,4 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs network to PyPI
 	  --python-version 3.11.5 --generate-hashes -o requirements.lock
 
 clean: ## remove the build output and the virtual environments
-	rm -rf site build .venv .venv-* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf site build .bench .venv .venv-* .pytest_cache .mypy_cache .ruff_cache benchmarks/node_modules

@@ -1,8 +1,11 @@
 """The built site in a real browser: Debian's Chromium, driven by Playwright.
 
 Every page loads with no console error, no failed request and no request to
-any host but the site's own; the diagram on a pattern page renders as SVG;
-search finds a pattern page from a word on it.
+any host but the site's own; every diagram renders as SVG once it nears the
+viewport, and a page without a diagram never loads the diagram library; the
+code copy button and the copy-a-link menu put the right text on the
+clipboard; the light/dark toggle works and is remembered. Search is checked in
+test_search.py, accessibility in test_accessibility.py.
 """
 
 from __future__ import annotations
@@ -66,6 +69,21 @@ def watch(page: Any, server: Server) -> list[str]:
     return problems
 
 
+# The diagram library loads when a diagram nears the viewport
+# (overrides/partials/on-demand.html): scroll to the first one, then all render.
+SCROLL_TO_FIRST_DIAGRAM = """() => {
+  const first = document.querySelector('pre.mermaid, div.mermaid');
+  if (first) first.scrollIntoView();
+}"""
+
+DIAGRAM_LIBRARY = "assets/vendor/mermaid/"
+
+# "Near": within a screen below the viewport, the loader's margin.
+FIRST_DIAGRAM_IS_NEAR = """() => {
+  const first = document.querySelector('pre.mermaid, div.mermaid');
+  return !!first && first.getBoundingClientRect().top < 2 * innerHeight;
+}"""
+
 ALL_DIAGRAMS_RENDERED = """() => {
   const hosts = [...document.querySelectorAll('.mermaid')];
   return hosts.every(d => d.tagName === 'DIV' && d.shadowRoot
@@ -73,6 +91,7 @@ ALL_DIAGRAMS_RENDERED = """() => {
 }"""
 
 
+@pytest.mark.timeout(600)
 def test_every_page_loads_cleanly_and_only_from_the_site(
     browser: Any, site_server: Server
 ) -> None:
@@ -85,12 +104,27 @@ def test_every_page_loads_cleanly_and_only_from_the_site(
     for url in urls:
         page = context.new_page()
         problems = watch(page, site_server)
+        library: list[str] = []
+        page.on(
+            "request",
+            lambda r, seen=library: (
+                seen.append(r.url) if DIAGRAM_LIBRARY in r.url else None
+            ),
+        )
         page.goto(url, wait_until="networkidle")
+        has_diagram = page.locator(".mermaid").count() > 0
+        near = page.evaluate(FIRST_DIAGRAM_IS_NEAR)
+        if library and not near:
+            problems.append("the diagram library loaded before any diagram was near")
+        page.evaluate(SCROLL_TO_FIRST_DIAGRAM)
         try:
             page.wait_for_function(ALL_DIAGRAMS_RENDERED, timeout=15_000)
         except Exception:
             problems.append("a diagram did not render as SVG")
         diagrams += page.locator(".mermaid").count()
+        page.wait_for_load_state("networkidle")
+        if library and not has_diagram:
+            problems.append(f"no diagram, but the diagram library loaded: {library[0]}")
         if problems:
             failures[url] = problems
         page.close()
@@ -119,7 +153,12 @@ def test_diagram_renders_as_svg_and_library_loads_only_where_needed(
     page.goto(site_server.url, wait_until="networkidle")
     assert scripts == [], "the home page has no diagram but loaded the library"
 
-    page.goto(site_server.url + "lazy-loading/thread-safe-lazy-init/")
+    page.goto(
+        site_server.url + "lazy-loading/thread-safe-lazy-init/",
+        wait_until="networkidle",
+    )
+    assert scripts == [], "the library loaded before the diagram was near"
+    page.evaluate(SCROLL_TO_FIRST_DIAGRAM)
     page.wait_for_function(
         "() => [...document.querySelectorAll('div.mermaid')]"
         ".some(d => d.shadowRoot && d.shadowRoot.querySelector('svg'))",
@@ -127,7 +166,10 @@ def test_diagram_renders_as_svg_and_library_loads_only_where_needed(
     )
     raw = page.locator("pre.mermaid, code.mermaid")
     assert raw.count() == 0, "a diagram is still shown as source"
-    assert any(url.endswith("assets/vendor/mermaid/mermaid.min.js") for url in scripts)
+    assert any(url.endswith("mermaid/mermaid.esm.min.mjs") for url in scripts)
+    assert not any(url.endswith("mermaid.min.js") for url in scripts), (
+        "the single-file build is only for file://"
+    )
     context.close()
 
 
@@ -140,6 +182,8 @@ def test_instant_navigation_to_a_diagram_page_renders_it_offline(
     problems = watch(page, site_server)
     page.goto(site_server.url + "lazy-loading/", wait_until="networkidle")
     page.click("a[href$='thread-safe-lazy-init/']")
+    page.wait_for_selector("h1#thread-safe-lazy-init")
+    page.evaluate(SCROLL_TO_FIRST_DIAGRAM)
     page.wait_for_function(
         "() => [...document.querySelectorAll('div.mermaid')]"
         ".some(d => d.shadowRoot && d.shadowRoot.querySelector('svg'))",
@@ -149,22 +193,97 @@ def test_instant_navigation_to_a_diagram_page_renders_it_offline(
     context.close()
 
 
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        ("lazy initialization", "lazy-loading/thread-safe-lazy-init/"),
-        ("cached_property", "lazy-loading/thread-safe-lazy-init/"),
-    ],
-)
-def test_search_lists_the_pattern_page_first(
-    browser: Any, site_server: Server, query: str, expected: str
+CODE_PAGE = "message-queues/competing-consumers/"
+
+
+def clipboard_context(browser: Any, server: Server) -> Any:
+    context = browser.new_context()
+    context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=server.url.rstrip("/")
+    )
+    return context
+
+
+def test_code_copy_button_puts_the_code_on_the_clipboard(
+    browser: Any, site_server: Server
 ) -> None:
-    page = browser.new_page()
+    context = clipboard_context(browser, site_server)
+    page = context.new_page()
+    problems = watch(page, site_server)
+    page.goto(site_server.url + CODE_PAGE, wait_until="networkidle")
+    block = page.locator("div.highlight:has(.md-code__button) pre").first
+    block.scroll_into_view_if_needed()
+    block.hover()
+    button = block.locator("button.md-code__button[data-md-type='copy']")
+    button.click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    shown = block.locator("code").evaluate("code => code.textContent")
+    context.close()
+    # Line spans make innerText and textContent differ in blank lines only.
+    assert copied.split() == shown.split() and copied.count("\n") >= 3, copied
+    assert "def " in copied or "import " in copied, copied[:200]
+    assert not problems, "\n".join(problems)
+
+
+def test_copy_a_link_menu_copies_the_section_address(
+    browser: Any, site_server: Server
+) -> None:
+    context = clipboard_context(browser, site_server)
+    page = context.new_page()
+    page.goto(site_server.url + CODE_PAGE, wait_until="networkidle")
+    heading = page.locator("h2#see-it-break")
+    heading.scroll_into_view_if_needed()
+    heading.hover()
+    heading.locator(".cp-copy__toggle").click()
+    heading.locator("[data-copy='url']").click()
+    page.wait_for_function(
+        "() => document.querySelector('h2#see-it-break .cp-copy__status')"
+        ".textContent === 'Copied'"
+    )
+    url = page.evaluate("navigator.clipboard.readText()")
+    heading.locator("[data-copy='markdown']").click()
+    page.wait_for_timeout(100)
+    markdown = page.evaluate("navigator.clipboard.readText()")
+    context.close()
+    from tests.site.conftest import SITE_URL
+
+    assert url == f"{SITE_URL}{CODE_PAGE}#see-it-break"
+    assert markdown.startswith("[Competing Consumers — See it break](")
+    assert markdown.endswith(f"({url})")
+
+
+SCHEME = "() => document.body.getAttribute('data-md-color-scheme')"
+
+
+def test_light_dark_toggle_works_and_is_remembered(
+    browser: Any, site_server: Server
+) -> None:
+    context = browser.new_context(color_scheme="light")
+    page = context.new_page()
+    problems = watch(page, site_server)
     page.goto(site_server.url, wait_until="networkidle")
-    page.keyboard.press("/")  # the theme's shortcut: focus the search box
-    page.keyboard.type(query)
-    first = page.locator(".md-search-result__item a").first
-    first.wait_for(timeout=10_000)
-    href = first.get_attribute("href") or ""
-    page.close()
-    assert expected in href, f"first result for {query!r} is {href!r}"
+    assert page.evaluate(SCHEME) == "default"
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+    page.locator("form[data-md-component='palette'] label:visible").click()
+    page.wait_for_function(f"() => ({SCHEME})() === 'slate'")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") != (
+        background
+    ), "the dark palette did not change the page"
+
+    page.reload(wait_until="networkidle")
+    assert page.evaluate(SCHEME) == "slate", "not remembered across a reload"
+
+    page.click("a.md-tabs__link[href$='message-queues/']")  # instant navigation
+    page.wait_for_selector("h1#message-queues")
+    assert page.evaluate(SCHEME) == "slate", "not remembered on navigation"
+
+    page.goto(site_server.url + "about/", wait_until="networkidle")
+    assert page.evaluate(SCHEME) == "slate", "not remembered on a new page load"
+
+    page.locator("form[data-md-component='palette'] label:visible").click()
+    page.wait_for_function(f"() => ({SCHEME})() === 'default'")
+    page.reload(wait_until="networkidle")
+    assert page.evaluate(SCHEME) == "default"
+    context.close()
+    assert not problems, "\n".join(problems)

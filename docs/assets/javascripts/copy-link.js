@@ -55,9 +55,11 @@
     wrapper.innerHTML =
       '<button type="button" class="cp-copy__toggle" aria-haspopup="menu" aria-expanded="false">' +
       ICON + "</button>" +
-      '<span class="cp-copy__menu" role="menu" hidden>' +
+      '<span class="cp-copy__menu" hidden>' +
+      '<span class="cp-copy__items" role="menu" aria-label="Copy a link">' +
       '<button type="button" role="menuitem" data-copy="url">Copy link</button>' +
       '<button type="button" role="menuitem" data-copy="markdown">Copy Markdown link</button>' +
+      "</span>" +
       '<span class="cp-copy__status" role="status" aria-live="polite"></span>' +
       "</span>";
     var toggle = wrapper.querySelector(".cp-copy__toggle");
