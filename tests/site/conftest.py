@@ -107,6 +107,10 @@ class _SiteHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _SiteServer(http.server.ThreadingHTTPServer):
+    request_queue_size = 64  # a page load opens many connections at once
+
+
 @dataclass(frozen=True)
 class Server:
     url: str
@@ -118,7 +122,7 @@ class Server:
 def serve(site: Path) -> Iterator[Server]:
     """A built site over HTTP on a free loopback port."""
     handler = functools.partial(_SiteHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _SiteServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host = f"127.0.0.1:{server.server_address[1]}"

@@ -74,7 +74,10 @@ def test_the_query_table_is_large_and_points_at_pages(site_server: Server) -> No
 @pytest.mark.timeout(300)
 def test_search_finds_what_readers_mean(browser: Any, site_server: Server) -> None:
     page = browser.new_page()
-    page.goto(site_server.url, wait_until="networkidle")
+    try:
+        page.goto(site_server.url, wait_until="networkidle")
+    except Exception:  # one retry: a loaded machine can drop the first load
+        page.goto(site_server.url, wait_until="networkidle")
     misses = []
     for entry in load_queries(site_server.root):
         expected = entry["page"]
