@@ -257,17 +257,10 @@ async ({cover, addresses, siteUrl}) => {
   }
   book.querySelectorAll("details").forEach(d => d.setAttribute("open", ""));
 
-  // Links. Line-number anchors in code mean nothing on paper. The plugin
-  // makes API references the site leaves unlinked (Python's own types, say)
-  // into links to nowhere: they become text again, as on the site. It writes
-  // a link to the home page as "#."; relative links to files of the site
-  // become links to the published site.
-  book.querySelectorAll("pre a[id^='__codelineno']").forEach(remove);
-  // Each code line sits in a span of its own, for the site's line links;
-  // without them WeasyPrint lays out code in half the time.
-  for (const line of book.querySelectorAll("pre span[id^='__span-']")) {
-    line.replaceWith(...line.childNodes);
-  }
+  // Links. The plugin makes API references the site leaves unlinked
+  // (Python's own types, say) into links to nowhere: they become text again,
+  // as on the site. It writes a link to the home page as "#."; relative links
+  // to files of the site become links to the published site.
   for (const a of book.querySelectorAll("a.autorefs[href^='#']")) {
     if (document.getElementById(a.getAttribute("href").slice(1))) continue;
     const text = Object.assign(document.createElement("span"), { title: a.title });

@@ -211,15 +211,18 @@ def test_code_copy_button_puts_the_code_on_the_clipboard(
     page = context.new_page()
     problems = watch(page, site_server)
     page.goto(site_server.url + CODE_PAGE, wait_until="networkidle")
-    block = page.locator("div.highlight:has(.md-code__button) pre").first
+    # The last included snippet, far below the first screen. The theme mounts a
+    # block's buttons when the block first comes into view (content.lazy).
+    block = page.locator("div.language-python.highlight:has(.filename) pre").last
+    button = block.locator("button.md-code__button[data-md-type='copy']")
+    assert button.count() == 0, "the copy button was mounted before it was seen"
     block.scroll_into_view_if_needed()
     block.hover()
-    button = block.locator("button.md-code__button[data-md-type='copy']")
     button.click()
     copied = page.evaluate("navigator.clipboard.readText()")
     shown = block.locator("code").evaluate("code => code.textContent")
     context.close()
-    # Line spans make innerText and textContent differ in blank lines only.
+    # The clipboard text is the code as shown; whitespace at line ends may differ.
     assert copied.split() == shown.split() and copied.count("\n") >= 3, copied
     assert "def " in copied or "import " in copied, copied[:200]
     assert not problems, "\n".join(problems)
