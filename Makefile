@@ -62,7 +62,7 @@ benchmarks/node_modules/.installed: benchmarks/package-lock.json
 	@touch $@
 
 bench: $(VENV)/.installed benchmarks/node_modules/.installed ## Lighthouse and build times against a default Material site: benchmarks/results.md
-	$(BIN)/python benchmarks/bench.py $(if $(BEFORE),--before $(BEFORE))
+	$(BIN)/python benchmarks/bench.py $(foreach ref,$(BEFORE),--before $(ref))
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs network to PyPI)
 	$(PYTHON) -m venv .venv-lock

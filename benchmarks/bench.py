@@ -6,7 +6,8 @@ Builds three sites from the same docs/:
 - ``baseline``: a generated configuration with only ``theme: material``, the
   search plugin, mkdocstrings and the same Markdown extensions, so that the
   pages render the same; no overrides, hooks, extra CSS or JavaScript;
-- ``before`` (only with ``BEFORE=<git ref>``): this project at an older commit.
+- one site per older commit given (``BEFORE="<ref> <ref>"``): this project at
+  that commit, named by the commit in the table.
 
 Each is served on loopback by a server that compresses text as GitHub Pages
 does, and Lighthouse (mobile, simulated throttling) runs three times per page
@@ -351,7 +352,7 @@ def write_section(out: Path, section: str) -> None:
 
 
 def report(
-    sites: list[Site], sample: list[str], out: Path, before_ref: str | None
+    sites: list[Site], sample: list[str], out: Path, before_refs: list[str]
 ) -> None:
     ours, base = sites[0], sites[-1]
     names = {"": "home"}
@@ -369,7 +370,7 @@ def report(
         "Sites: **site** is this project; **baseline** is a default Material "
         "configuration over the same pages (`theme: material`, search, mkdocstrings "
         "and the same Markdown extensions; no overrides, hooks, extra CSS or JavaScript)"
-        + (f"; **before** is this project at `{before_ref}`" if before_ref else "")
+        + "".join(f"; **{ref}** is this project at commit `{ref}`" for ref in before_refs)
         + ".",
         "",
         "| page | site | perf | a11y | best pr. | SEO | requests | KB transferred "
@@ -479,7 +480,12 @@ def diagram_bytes_on_scroll(url: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--before", help="also measure the project at this git ref")
+    parser.add_argument(
+        "--before",
+        action="append",
+        default=[],
+        help="also measure the project at this git ref (repeatable)",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
     parser.add_argument(
         "--notes",
@@ -505,22 +511,18 @@ def main() -> int:
 
     sites = [Site("site", WORK / "site")]
     configs = {"site": (project_config(src, WORK / "site"), src, True)}
-    if args.before:
-        before_src = WORK / "before-src"
-        before_src.mkdir()
+    for ref in args.before:
+        ref_src = WORK / f"src-{ref}"
+        ref_src.mkdir()
         archive = subprocess.run(
-            ["git", "archive", args.before], cwd=ROOT, capture_output=True, check=True
+            ["git", "archive", ref], cwd=ROOT, capture_output=True, check=True
         )
         subprocess.run(
-            ["tar", "-x", "-C", str(before_src)], input=archive.stdout, check=True
+            ["tar", "-x", "-C", str(ref_src)], input=archive.stdout, check=True
         )
-        sites.append(Site("before", WORK / "before"))
+        sites.append(Site(ref, WORK / f"site-{ref}"))
         # An older commit may not pass today's strict checks; it is only measured.
-        configs["before"] = (
-            project_config(before_src, WORK / "before"),
-            before_src,
-            False,
-        )
+        configs[ref] = (project_config(ref_src, WORK / f"site-{ref}"), ref_src, False)
     sites.append(Site("baseline", WORK / "baseline"))
     configs["baseline"] = (baseline_config(src, WORK / "baseline"), src, False)
 
