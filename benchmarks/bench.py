@@ -342,12 +342,20 @@ END = "<!-- /site-speed -->"
 
 
 def write_section(out: Path, section: str) -> None:
+    """Put ``section`` into ``out`` in place of its earlier version.
+
+    A section's first and last lines are its markers (an HTML comment each);
+    the rest of the file is left as it is. make bench-offline uses this too.
+    """
+    lines = section.strip("\n").splitlines()
+    begin, end = lines[0], lines[-1]
     text = out.read_text() if out.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        before, rest = text.split(begin, 1)
+        text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
 
 

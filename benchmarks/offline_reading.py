@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 from overrides.hooks import offline  # noqa: E402
 from overrides.pdf import build_pdf  # noqa: E402
 
+from bench import write_section  # noqa: E402  (beside this file)
+
 RESULTS = ROOT / "benchmarks" / "results.md"
 BEGIN = "<!-- offline-reading: written by `make bench-offline` -->"
 END = "<!-- /offline-reading -->"
@@ -94,18 +96,7 @@ def measure(runs: int) -> str:
     )
 
 
-def write(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-
-
 if __name__ == "__main__":
     section = measure(int(os.environ.get("RUNS", "1")))
-    write(section)
+    write_section(RESULTS, section)
     print(section)
