@@ -10,71 +10,45 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
+from snippets.support import services
+from snippets.support.services import (
+    SERVICES,
+    Nats,
+    Postgres,
+    RabbitMQ,
+    Redis,
+    ServiceUnavailable,
+    service_url,
+    unique,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+__all__ = [
+    "CI",
+    "ROOT",
+    "SERVICES",
+    "Nats",
+    "Postgres",
+    "RabbitMQ",
+    "Redis",
+    "require_service",
+    "service_url",
+    "unavailable",
+    "unique",
+]
 
 
 # --------------------------------------------------------------------------- #
 # Reaching a service
 # --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class Service:
-    """A service on loopback, and the command that starts it on this machine."""
-
-    label: str
-    env: str
-    default_url: str
-    port: int
-    start: str
-
-
-SERVICES = {
-    "postgres": Service(
-        "PostgreSQL",
-        "CP_POSTGRES_URL",
-        "postgresql://postgres@127.0.0.1:5432/test",
-        5432,
-        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-    ),
-    "redis": Service(
-        "Redis",
-        "CP_REDIS_URL",
-        "redis://127.0.0.1:6379/0",
-        6379,
-        'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ""',
-    ),
-    "rabbitmq": Service(
-        "RabbitMQ",
-        "CP_RABBITMQ_URL",
-        "amqp://guest:guest@127.0.0.1:5672/%2F",
-        5672,
-        "rabbitmq-server -detached",
-    ),
-    "nats": Service(
-        "NATS JetStream",
-        "CP_NATS_URL",
-        "nats://127.0.0.1:4222",
-        4222,
-        "nats-server -a 127.0.0.1 -p 4222 -js",
-    ),
-}
-
-
-def service_url(name: str) -> str:
-    """The URL tests use for a service: ``$CP_<NAME>_URL`` or the loopback default."""
-    service = SERVICES[name]
-    return os.environ.get(service.env, service.default_url)
 
 
 def unavailable(what: str, how_to_fix: str) -> None:
@@ -87,158 +61,45 @@ def unavailable(what: str, how_to_fix: str) -> None:
 
 def require_service(name: str) -> str:
     """Return the service's URL, or skip/fail with how to start it."""
-    service = SERVICES[name]
-    url = service_url(name)
-    host = url.split("@")[-1].split("//")[-1].split("/")[0].rsplit(":", 1)[0]
     try:
-        with socket.create_connection((host, service.port), timeout=2):
-            pass
-    except OSError as error:
-        unavailable(
-            f"{service.label} at {host}:{service.port} ({error.strerror or error})",
-            f"start it with `{service.start}` or set {service.env}",
-        )
-    return url
-
-
-def unique(prefix: str) -> str:
-    """A name no other test (or earlier run) uses."""
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+        return services.require(name)
+    except ServiceUnavailable as error:
+        unavailable(SERVICES[name].label, str(error))
+        raise
 
 
 # --------------------------------------------------------------------------- #
-# One fixture per service
+# One fixture per service: each hands the test names of its own (see
+# snippets/support/services.py, which the demos use too).
 # --------------------------------------------------------------------------- #
-
-
-@dataclass
-class Postgres:
-    """A schema of the test's own. ``dsn`` connects with it first on the search path."""
-
-    url: str
-    schema: str
-
-    @property
-    def dsn(self) -> str:
-        return f"{self.url}?options=-csearch_path%3D{self.schema}"
 
 
 @pytest.fixture
 def postgres() -> Iterator[Postgres]:
-    import psycopg
-
-    url = require_service("postgres")
-    target = Postgres(url=url, schema=unique("t"))
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {target.schema}")
-    try:
+    require_service("postgres")
+    with services.postgres() as target:
         yield target
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {target.schema} CASCADE")
-
-
-@dataclass
-class Redis:
-    """A key prefix of the test's own; every key made with ``key()`` is deleted."""
-
-    url: str
-    prefix: str
-    made: list[str] = field(default_factory=list)
-
-    def key(self, base: str) -> str:
-        key = f"{self.prefix}:{base}"
-        self.made.append(key)
-        return key
 
 
 @pytest.fixture
 def redis() -> Iterator[Redis]:
-    import redis as redis_py
-
-    url = require_service("redis")
-    target = Redis(url=url, prefix=unique("t"))
-    try:
+    require_service("redis")
+    with services.redis() as target:
         yield target
-    finally:
-        client = redis_py.Redis.from_url(url)
-        keys = list(client.scan_iter(match=f"{target.prefix}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
-
-
-@dataclass
-class RabbitMQ:
-    """Queue and exchange names of the test's own; all are deleted afterwards."""
-
-    url: str
-    prefix: str
-    made: list[str] = field(default_factory=list)
-
-    def name(self, base: str) -> str:
-        name = f"{self.prefix}.{base}"
-        self.made.append(name)
-        return name
 
 
 @pytest.fixture
 def rabbitmq() -> Iterator[RabbitMQ]:
-    import pika
-
-    url = require_service("rabbitmq")
-    target = RabbitMQ(url=url, prefix=unique("t"))
-    try:
+    require_service("rabbitmq")
+    with services.rabbitmq() as target:
         yield target
-    finally:
-        connection = pika.BlockingConnection(pika.URLParameters(url))
-        for name in target.made:
-            channel = connection.channel()
-            channel.queue_delete(name)
-            channel.exchange_delete(name)
-            channel.close()
-        connection.close()
-
-
-@dataclass
-class Nats:
-    """JetStream stream names of the test's own; all are deleted afterwards."""
-
-    url: str
-    prefix: str
-    made: list[str] = field(default_factory=list)
-
-    def name(self, base: str) -> str:
-        name = f"{self.prefix}_{base}".upper()
-        self.made.append(name)
-        return name
-
-
-async def _delete_streams(url: str, names: list[str]) -> None:
-    import nats
-    from nats.js.errors import NotFoundError
-
-    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
-    try:
-        js = nc.jetstream()
-        for name in names:
-            try:
-                await js.delete_stream(name)
-            except NotFoundError:
-                pass
-    finally:
-        await nc.close()
 
 
 @pytest.fixture
 def nats() -> Iterator[Nats]:
-    url = require_service("nats")
-    target = Nats(url=url, prefix=unique("t"))
-    try:
+    require_service("nats")
+    with services.nats() as target:
         yield target
-    finally:
-        if target.made:
-            asyncio.run(_delete_streams(url, target.made))
 
 
 # --------------------------------------------------------------------------- #

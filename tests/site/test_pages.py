@@ -22,8 +22,14 @@ from overrides.hooks.page_checks import (
 
 PAGES = sorted(DOCS.rglob("*.md"))
 PATTERN_PAGES = [page for page in PAGES if page_kind(page) == "pattern"]
+# A pattern is a module, or above ~300 lines a package (pattern modules + demo.py).
 SNIPPET_MODULES = sorted(
-    path for path in (ROOT / "snippets").glob("*/*.py") if path.name != "__init__.py"
+    [
+        path
+        for path in (ROOT / "snippets").glob("*/*.py")
+        if path.name != "__init__.py" and path.parent.name != "support"
+    ]
+    + [path.parent for path in (ROOT / "snippets").glob("*/*/__init__.py")]
 )
 OUTPUT_FILES = sorted((ROOT / "snippets").glob("*/output/*.txt"))
 
@@ -56,7 +62,11 @@ def test_every_topic_has_an_overview() -> None:
 def test_pattern_page_has_its_snippet_and_test(page: Path) -> None:
     snippet = ROOT / "snippets" / package_name(page) / f"{module_name(page)}.py"
     test = ROOT / "tests" / package_name(page) / f"test_{module_name(page)}.py"
-    assert snippet.is_file(), f"{page.relative_to(ROOT)} has no {snippet.relative_to(ROOT)}"
+    package = snippet.with_suffix("") / "__init__.py"
+    assert snippet.is_file() or package.is_file(), (
+        f"{page.relative_to(ROOT)} has no {snippet.relative_to(ROOT)} "
+        f"(or package {package.parent.relative_to(ROOT)}/)"
+    )
     assert test.is_file(), f"{page.relative_to(ROOT)} has no {test.relative_to(ROOT)}"
     text = page.read_text()
     assert f"::: snippets.{package_name(page)}.{module_name(page)}" in text, (
@@ -68,7 +78,7 @@ def test_pattern_page_has_its_snippet_and_test(page: Path) -> None:
     "module", SNIPPET_MODULES, ids=lambda p: str(p.relative_to(ROOT / "snippets"))
 )
 def test_snippet_module_has_its_test_and_page(module: Path) -> None:
-    test = ROOT / "tests" / module.parent.name / f"test_{module.name}"
+    test = ROOT / "tests" / module.parent.name / f"test_{module.stem}.py"
     page = DOCS / module.parent.name.replace("_", "-") / (
         module.stem.replace("_", "-") + ".md"
     )
