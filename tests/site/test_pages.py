@@ -22,14 +22,14 @@ from overrides.hooks.page_checks import (
 
 PAGES = sorted(DOCS.rglob("*.md"))
 PATTERN_PAGES = [page for page in PAGES if page_kind(page) == "pattern"]
-# A pattern is a module, or above ~300 lines a package (pattern modules + demo.py).
+# A pattern is a module, or above ~300 lines a package with a demo.py.
 SNIPPET_MODULES = sorted(
     [
         path
         for path in (ROOT / "snippets").glob("*/*.py")
         if path.name != "__init__.py" and path.parent.name != "support"
     ]
-    + [path.parent for path in (ROOT / "snippets").glob("*/*/__init__.py")]
+    + [path.parent for path in (ROOT / "snippets").glob("*/*/demo.py")]
 )
 OUTPUT_FILES = sorted((ROOT / "snippets").glob("*/output/*.txt"))
 
