@@ -326,21 +326,37 @@ class Inbox:
     # --8<-- [end:inbox]
 
     # --8<-- [start:claim]
-    def claim(self, lease: float) -> Delivery | None:
-        """Take the oldest ready delivery for `lease` seconds, or return None."""
-        now = time.time()
-        with closing(self.connect()) as conn:
-            rows = conn.execute(
-                """
-                UPDATE inbox SET attempts = attempts + 1, not_before = :until
-                WHERE seq = (SELECT seq FROM inbox
-                             WHERE state = 'pending' AND not_before <= :now
-                             ORDER BY seq LIMIT 1)
-                RETURNING delivery_id, body, attempts
-                """,
-                {"now": now, "until": now + lease},
-            ).fetchall()
-        return Delivery(*rows[0]) if rows else None
+    def claim(self, lease: float, *, max_attempts: int = 5) -> Delivery | None:
+        """Take the oldest ready delivery for `lease` seconds, or return None.
+
+        A delivery claimed more than `max_attempts` times is buried instead:
+        its worker died every time (out of memory, a segfault, SIGKILL), so
+        nothing ever called `release` to count the failure.
+        """
+        while True:
+            now = time.time()
+            with closing(self.connect()) as conn:
+                rows = conn.execute(
+                    """
+                    UPDATE inbox SET attempts = attempts + 1, not_before = :until,
+                        state = CASE WHEN attempts >= :max THEN 'dead'
+                                     ELSE state END,
+                        last_error = CASE WHEN attempts >= :max
+                                          THEN 'no outcome after every claim'
+                                          ELSE last_error END
+                    WHERE seq = (SELECT seq FROM inbox
+                                 WHERE state = 'pending' AND not_before <= :now
+                                 ORDER BY seq LIMIT 1)
+                    RETURNING delivery_id, body, attempts, state
+                    """,
+                    {"now": now, "until": now + lease, "max": max_attempts},
+                ).fetchall()
+            if not rows:
+                return None
+            delivery_id, body, attempts, state = rows[0]
+            if state == "pending":
+                return Delivery(delivery_id, body, attempts)
+            log.error("delivery %s buried: claimed %d times", delivery_id, attempts)
 
     # --8<-- [end:claim]
 
@@ -439,7 +455,9 @@ class InboxWorker:
         lease: Seconds a claim lasts; longer than the handler ever takes.
         poll: Seconds between looks at the inbox when nothing wakes the worker.
         retry_in: The first retry delay after a failure; it doubles per attempt.
-        max_attempts: After this many failed attempts a delivery is dead.
+        max_attempts: After this many failed attempts a delivery is dead;
+            one that was claimed this many times without an outcome (its
+            worker died) is buried on the next claim.
     """
 
     def __init__(
@@ -461,7 +479,7 @@ class InboxWorker:
     # --8<-- [start:worker]
     def run_once(self) -> bool:
         """Process one ready delivery. Returns False if none was ready."""
-        delivery = self.inbox.claim(self.lease)
+        delivery = self.inbox.claim(self.lease, max_attempts=self.max_attempts)
         if delivery is None:
             return False
         try:

@@ -7,13 +7,17 @@ the receiver as a child process and kill it with SIGKILL after it answered.
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from snippets.webhook_design.acknowledge_fast import (
     DEMO_SECRET,
@@ -30,7 +34,7 @@ from snippets.webhook_design.acknowledge_fast import (
     format_slow_handler,
     slow_handler,
 )
-from tests.conftest import OutputCheck
+from tests.conftest import ROOT, OutputCheck
 
 TIMEOUT, WORK, ATTEMPTS = 1.0, 1.5, 3
 
@@ -155,6 +159,17 @@ def test_a_bad_signature_is_refused_and_not_stored(tmp_path: Path) -> None:
     assert inbox.count("pending") == 0
 
 
+def test_the_library_checks_the_timestamp_before_the_signature() -> None:
+    """standardwebhooks 1.1.0: a stale, forged delivery fails on its age."""
+    headers = {
+        "webhook-id": "evt_1",
+        "webhook-timestamp": "1000000000",  # 2001: far outside 5 minutes
+        "webhook-signature": "v1,Zm9yZ2Vk",  # not a valid signature either
+    }
+    with pytest.raises(WebhookVerificationError, match="timestamp too old"):
+        Webhook(DEMO_SECRET).verify(PAYLOAD, headers)
+
+
 def test_no_2xx_when_the_inbox_cannot_store(tmp_path: Path) -> None:
     path = tmp_path / "inbox.sqlite3"
     with running_inbox(path, busy_timeout=0.2) as (server, inbox):
@@ -197,6 +212,31 @@ def test_worker_buries_a_delivery_that_keeps_failing(tmp_path: Path) -> None:
     assert worker.run_once()
     assert not worker.run_once()
     assert (inbox.count("dead"), inbox.count("pending")) == (1, 0)
+
+
+def test_a_delivery_that_kills_its_worker_is_buried(tmp_path: Path) -> None:
+    """The handler SIGKILLs its own process: no exception, no release. Each
+    restart claims the same delivery again; after ``max_attempts`` claims the
+    next claim buries it and the deliveries behind it are processed."""
+    db, max_attempts = tmp_path / "inbox.sqlite3", 3
+    inbox = Inbox(db)
+    inbox.add("evt_poison", b'{"type":"crash"}')
+    inbox.add("evt_1", PAYLOAD)
+    inbox.add("evt_2", PAYLOAD)
+    command = [sys.executable, "-m", "snippets.support.webhook_design_inbox_worker"]
+    command += [str(db), "--max-attempts", str(max_attempts)]
+    codes: list[int] = []
+    processed: list[str] = []
+    while not codes or codes[-1] != 0:
+        assert len(codes) <= max_attempts + 2, f"restarted forever: {codes}"
+        run = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
+        codes.append(run.returncode)
+        processed += run.stdout.split()[1::2]
+    assert codes == [-signal.SIGKILL] * max_attempts + [0]
+    assert processed == ["evt_1", "evt_2"]
+    assert (inbox.count("dead"), inbox.count("done")) == (1, 2)
 
 
 def test_a_worker_that_lost_its_lease_cannot_complete(tmp_path: Path) -> None:
