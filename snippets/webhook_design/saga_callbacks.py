@@ -11,8 +11,8 @@ Three rules keep concurrent callbacks and timers from corrupting it:
 * every state change is ``UPDATE sagas SET state = new WHERE id = ... AND
   state = expected RETURNING``, in the same transaction as the outbox row for
   the next command, so of two events racing for one saga exactly one moves it;
-* every webhook's id is claimed in an inbox table in that transaction, so a
-  duplicate delivery changes nothing;
+* every webhook's ``(provider, webhook-id)`` is claimed in an inbox table in
+  that transaction, so a duplicate delivery changes nothing;
 * the item carries a ``locked_by`` flag while a saga uses it, so a second saga
   on the same item fails fast instead of overselling it.
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -64,8 +64,10 @@ CREATE TABLE IF NOT EXISTS timers (  -- one payment deadline per saga
     fired_at timestamptz
 );
 CREATE TABLE IF NOT EXISTS inbox (   -- webhook ids already applied
-    webhook_id  text PRIMARY KEY,
-    received_at timestamptz NOT NULL DEFAULT now()
+    provider    text NOT NULL,       -- ids are unique per provider only
+    webhook_id  text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, webhook_id)
 );
 CREATE TABLE IF NOT EXISTS outbox (  -- commands for the providers
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -200,11 +202,14 @@ class Orchestrator:
     # --8<-- [end:reserve]
 
     # --8<-- [start:handle]
-    def handle(self, webhook_id: str, event: str, saga_id: uuid.UUID) -> str:
+    def handle(
+        self, provider: str, webhook_id: str, event: str, saga_id: uuid.UUID
+    ) -> str:
         """Apply one webhook at most once and say what it did.
 
         Returns the saga's new state, ``no-op`` when no transition matched,
-        ``duplicate`` when the webhook id was applied before, or ``ignored``
+        ``duplicate`` when this provider's webhook id was applied before
+        (another provider may use the same id), or ``ignored``
         for an event type the saga does not know. The inbox claim, the
         transition, the outbox row and the log entry commit together, or not
         at all.
@@ -216,15 +221,15 @@ class Orchestrator:
             return "ignored"  # providers add event types; acknowledge them
         with self._connect() as conn, conn.transaction():
             self._checkpoint("received")
-            if not self._claim(conn, webhook_id):
+            if not self._claim(conn, provider, webhook_id):
                 return "duplicate"
             return self._apply(conn, saga_id, event)
 
-    def _claim(self, conn: Conn, webhook_id: str) -> bool:
+    def _claim(self, conn: Conn, provider: str, webhook_id: str) -> bool:
         claimed = conn.execute(
-            "INSERT INTO inbox (webhook_id) VALUES (%s)"
+            "INSERT INTO inbox (provider, webhook_id) VALUES (%s, %s)"
             " ON CONFLICT DO NOTHING RETURNING 1",
-            (webhook_id,),
+            (provider, webhook_id),
         ).fetchone()
         return claimed is not None  # a concurrent copy waits here, then skips
 
@@ -374,7 +379,7 @@ class NaiveOrchestrator(Orchestrator):
         conn.execute("UPDATE sagas SET state = %s WHERE id = %s", (target, saga_id))
         return True
 
-    def _claim(self, conn: Conn, webhook_id: str) -> bool:
+    def _claim(self, conn: Conn, provider: str, webhook_id: str) -> bool:
         return True  # every delivery is treated as new
 
     def _reserve(self, conn: Conn, saga_id: uuid.UUID, sku: str, quantity: int) -> None:
@@ -396,7 +401,7 @@ class NaiveOrchestrator(Orchestrator):
 class _WebhookHTTPServer(ThreadingHTTPServer):
     daemon_threads = False
     orchestrator: Orchestrator
-    secret: str
+    secrets: Mapping[str, str]  # provider name -> its signing secret
 
 
 class _WebhookHandler(BaseHTTPRequestHandler):
@@ -409,14 +414,16 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             return self._answer(400, "bad length")
         body = self.rfile.read(int(length))
-        try:
-            webhook_id = verify_headers(
-                self.server.secret, dict(self.headers.items()), body
-            )
+        prefix, _, provider = self.path.rpartition("/")
+        secret = self.server.secrets.get(provider)
+        if prefix != "/webhooks" or secret is None:
+            return self._answer(404, "no such provider")
+        try:  # the provider's own secret proves the delivery is from it
+            webhook_id = verify_headers(secret, dict(self.headers.items()), body)
             event = json.loads(body)
             saga_id = uuid.UUID(str(event["saga_id"]))
             outcome = self.server.orchestrator.handle(
-                webhook_id, str(event["type"]), saga_id
+                provider, webhook_id, str(event["type"]), saga_id
             )
         except SignatureError:
             return self._answer(401, "bad signature")
@@ -446,26 +453,27 @@ class _WebhookHandler(BaseHTTPRequestHandler):
 class WebhookEndpoint(BackgroundServer):
     """The orchestrator's webhook endpoint on a thread; a context manager.
 
-    Verifies Standard Webhooks signatures, then hands each event to
-    `Orchestrator.handle`; ``webhook-id`` is the inbox key.
+    Each provider posts to ``{url}/{provider}``. The endpoint verifies the
+    Standard Webhooks signature with that provider's secret, then hands the
+    event to `Orchestrator.handle`; ``(provider, webhook-id)`` is the inbox key.
 
     Args:
         orchestrator: Applies the events.
-        secret: The providers' signing secret (``whsec_...``).
+        secrets: Each provider's name and signing secret (``whsec_...``).
         host: Interface to listen on; port 0 picks a free port.
     """
 
     def __init__(
         self,
         orchestrator: Orchestrator,
-        secret: str,
+        secrets: Mapping[str, str],
         *,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         httpd = _WebhookHTTPServer((host, port), _WebhookHandler)
         httpd.orchestrator = orchestrator
-        httpd.secret = secret
+        httpd.secrets = dict(secrets)
         super().__init__(httpd, "/webhooks")
 
 

@@ -128,16 +128,27 @@ class Env:
     orchestrator: Orchestrator
     endpoint: WebhookEndpoint
     provider: FakeProvider
-    secret: str
+    secrets: dict[str, str]  # provider name -> signing secret
 
     def webhook(
-        self, event: str, saga_id: uuid.UUID, webhook_id: str | None = None
+        self,
+        event: str,
+        saga_id: uuid.UUID,
+        webhook_id: str | None = None,
+        provider: str | None = None,
     ) -> str:
-        """Send a signed webhook; return the answer (``"401 ..."`` if not 200)."""
+        """Send a signed webhook; return the answer (``"401 ..."`` if not 200).
+
+        The provider is the one that sends ``event`` unless one is named.
+        """
         body = json.dumps({"type": event, "saga_id": str(saga_id)}).encode()
         msg_id = webhook_id or f"evt_{uuid.uuid4().hex}"
-        headers = sign_headers(self.secret, msg_id, body)
-        answer = request("POST", self.endpoint.url, body=body, headers=headers)
+        name = provider or (
+            "fulfilment" if event.startswith("shipment.") else "payments"
+        )
+        headers = sign_headers(self.secrets[name], msg_id, body)
+        url = f"{self.endpoint.url}/{name}"
+        answer = request("POST", url, body=body, headers=headers)
         text = answer.body.decode()
         return text if answer.status == 200 else f"{answer.status} {text}"
 
@@ -172,13 +183,13 @@ def environment(postgres: Postgres, naive: bool = False) -> Iterator[Env]:
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     print(f"PostgreSQL {row[0] if row else '?'}, psycopg {psycopg.__version__}")
-    secret = new_secret()
+    secrets = {"payments": new_secret(), "fulfilment": new_secret()}
     orchestrator = (HeldNaive if naive else HeldOrchestrator)(postgres.dsn)
     with (
-        WebhookEndpoint(orchestrator, secret) as endpoint,
+        WebhookEndpoint(orchestrator, secrets) as endpoint,
         FakeProvider() as provider,
     ):
-        yield Env(postgres.dsn, orchestrator, endpoint, provider, secret)
+        yield Env(postgres.dsn, orchestrator, endpoint, provider, secrets)
 
 
 def race(*actions: Callable[[], Any]) -> list[Any]:
@@ -353,6 +364,18 @@ def test_two_sagas_on_the_last_item(
     expected_output(f"webhook_design/saga_callbacks.stock-{kind}", "\n".join(report))
 
 
+def test_two_providers_may_reuse_a_webhook_id(postgres: Postgres) -> None:
+    """Ids are unique per provider only: the inbox key is (provider, id)."""
+    with environment(postgres) as env:
+        env.add_item("vase", 1)
+        saga = env.orchestrator.start("vase", 1, 4200, payment_timeout=3600)
+        assert env.webhook("payment.succeeded", saga, "evt_1") == "paid"
+        env.relay()
+        assert env.webhook("shipment.delivered", saga, "evt_1") == "completed"
+        assert env.webhook("shipment.delivered", saga, "evt_1") == "duplicate"
+        assert env.state(saga) == "completed"
+
+
 # --------------------------------------------------------------------------- #
 # The state machine, step by step
 # --------------------------------------------------------------------------- #
@@ -428,14 +451,20 @@ def test_the_endpoint_rejects_what_it_cannot_trust(postgres: Postgres) -> None:
         env.add_item("pen", 1)
         saga = env.orchestrator.start("pen", 1, 100, payment_timeout=3600)
         body = json.dumps({"type": "payment.succeeded", "saga_id": str(saga)}).encode()
+        payments = f"{env.endpoint.url}/payments"
         forged = sign_headers(new_secret(), "evt_forged", body)
-        answer = request("POST", env.endpoint.url, body=body, headers=forged)
+        answer = request("POST", payments, body=body, headers=forged)
         assert answer.status == 401
+        posing = sign_headers(env.secrets["fulfilment"], "evt_posing", body)
+        answer = request("POST", payments, body=body, headers=posing)
+        assert answer.status == 401  # one provider cannot speak for another
+        answer = request("POST", f"{env.endpoint.url}/acme", body=body, headers=posing)
+        assert answer.status == 404
         assert env.webhook("payment.succeeded", uuid.uuid4()).startswith("404")
         assert env.webhook("charge.dispute.created", saga) == "ignored"
         malformed = b'{"type": "payment.succeeded", "saga_id": "not-a-uuid"}'
-        headers = sign_headers(env.secret, "evt_bad", malformed)
-        answer = request("POST", env.endpoint.url, body=malformed, headers=headers)
+        headers = sign_headers(env.secrets["payments"], "evt_bad", malformed)
+        answer = request("POST", payments, body=malformed, headers=headers)
         assert answer.status == 400
         assert env.state(saga) == "awaiting_payment"  # none of it moved the saga
         assert env.webhook("payment.succeeded", saga) == "paid"
