@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,6 +75,11 @@ CREATE TABLE IF NOT EXISTS outbox (  -- commands for the providers
     saga_id      uuid  NOT NULL,
     command      text  NOT NULL,
     payload      jsonb NOT NULL,
+    state        text  NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sent', 'refused', 'parked')),
+    attempts     integer NOT NULL DEFAULT 0,
+    next_attempt timestamptz NOT NULL DEFAULT now(),
+    last_error   text,
     published_at timestamptz
 );
 CREATE TABLE IF NOT EXISTS saga_log (
@@ -84,6 +90,31 @@ CREATE TABLE IF NOT EXISTS saga_log (
 );
 """
 # --8<-- [end:schema]
+
+# --8<-- [start:relay-sql]
+DUE_COMMAND = """
+SELECT id, saga_id, command, payload FROM outbox o
+WHERE state = 'pending' AND next_attempt <= now() AND id <> ALL(%s)
+  AND NOT EXISTS (SELECT 1 FROM outbox older  -- a saga's commands in order
+                  WHERE older.saga_id = o.saga_id AND older.state = 'pending'
+                    AND older.id < o.id)
+ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+MARK_SENT = """
+UPDATE outbox SET state = 'sent', attempts = attempts + 1, published_at = now()
+WHERE id = %s
+"""
+MARK_REFUSED = """
+UPDATE outbox SET state = 'refused', attempts = attempts + 1, last_error = %s
+WHERE id = %s
+"""
+MARK_FAILED = """
+UPDATE outbox SET attempts = attempts + 1, last_error = %s,
+    next_attempt = now() + make_interval(secs => %s * 2 ^ attempts),
+    state = CASE WHEN attempts + 1 >= %s THEN 'parked' ELSE 'pending' END
+WHERE id = %s RETURNING state
+"""
+# --8<-- [end:relay-sql]
 
 
 def create_schema(dsn: str) -> None:
@@ -111,7 +142,16 @@ TRANSITIONS: dict[str, tuple[Step, ...]] = {  # per event, the first match wins
     "timeout": (Step("awaiting_payment", "cancelled", "cancel_payment"),),
     "shipment.delivered": (Step("paid", "completed"),),
     "refund.succeeded": (Step("refunding", "refunded"),),
+    # A provider refused a command for good (a 4xx), reported by the relay:
+    "charge.refused": (Step("awaiting_payment", "cancelled"),),
+    "cancel_payment.refused": (  # the charge was captured: give it back
+        Step("cancelled", "refunding", "refund"),
+    ),
+    "refund.refused": (Step("refunding", "refund_failed"),),  # a person decides
 }
+OWN_EVENTS = frozenset(
+    event for event in TRANSITIONS if event == "timeout" or event.endswith(".refused")
+)  # raised here, never accepted from a webhook
 # --8<-- [end:transitions]
 
 
@@ -125,6 +165,10 @@ class OutOfStock(Exception):
 
 class UnknownSaga(Exception):
     """A webhook names a saga that does not exist."""
+
+
+class Refused(Exception):
+    """The provider refused a command for good (a 4xx): do not send it again."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +261,7 @@ class Orchestrator:
         Raises:
             UnknownSaga: No saga has this id; nothing was written.
         """
-        if event not in TRANSITIONS or event == "timeout":
+        if event not in TRANSITIONS or event in OWN_EVENTS:
             return "ignored"  # providers add event types; acknowledge them
         with self._connect() as conn, conn.transaction():
             self._checkpoint("received")
@@ -238,7 +282,7 @@ class Orchestrator:
     # --8<-- [start:apply]
     def _apply(self, conn: Conn, saga_id: uuid.UUID, event: str) -> str:
         """Try the event's transitions in order; record what happened."""
-        for step in TRANSITIONS[event]:
+        for step in TRANSITIONS.get(event, ()):
             if self._transition(conn, saga_id, step.source, step.target):
                 if step.command is not None:
                     self._emit(conn, saga_id, step.command, {})
@@ -315,27 +359,63 @@ class Orchestrator:
     # --8<-- [end:timeouts]
 
     # --8<-- [start:relay]
-    def relay(self, send: Callable[[Command], None], batch: int = 100) -> int:
-        """Send pending commands in order; mark them in the same transaction.
+    def relay(
+        self,
+        send: Callable[[Command], None],
+        *,
+        limit: int = 100,
+        retry_in: float = 1.0,
+        max_attempts: int = 8,
+    ) -> Counter[str]:
+        """Send due commands, one row per transaction; count the outcomes.
 
-        A crash after ``send`` and before the commit sends a command again, so
-        providers dedupe on the command id (see the transactional outbox).
+        ``sent``: the provider accepted it. ``refused``: ``send`` raised
+        `Refused`; the saga gets the event ``<command>.refused``. ``retry``:
+        anything else went wrong; the row is due again after ``retry_in``
+        seconds, doubled per attempt. ``parked``: it failed ``max_attempts``
+        times and waits for a person. A crash after ``send`` and before the
+        commit sends a command again, so providers dedupe on the command id.
         """
-        with self._connect() as conn, conn.transaction():
-            rows = conn.execute(
-                "SELECT id, saga_id, command, payload FROM outbox"
-                " WHERE published_at IS NULL ORDER BY id LIMIT %s"
-                " FOR UPDATE SKIP LOCKED",
-                (batch,),
-            ).fetchall()
-            for row in rows:
-                send(Command(*row))
-                conn.execute(
-                    "UPDATE outbox SET published_at = now() WHERE id = %s", (row[0],)
-                )
-        return len(rows)
+        outcomes: Counter[str] = Counter()
+        tried: list[int] = []  # each row at most once per pass
+        with self._connect() as conn:
+            while len(tried) < limit:
+                with conn.transaction():  # the row stays locked for one send
+                    row = conn.execute(DUE_COMMAND, (tried,)).fetchone()
+                    if row is None:
+                        break
+                    command = Command(*row)
+                    tried.append(command.id)
+                    outcome = self._send(conn, send, command, retry_in, max_attempts)
+                outcomes[outcome] += 1
+        return outcomes
 
     # --8<-- [end:relay]
+
+    # --8<-- [start:send-one]
+    def _send(
+        self,
+        conn: Conn,
+        send: Callable[[Command], None],
+        command: Command,
+        retry_in: float,
+        max_attempts: int,
+    ) -> str:
+        try:
+            send(command)
+        except Refused as error:
+            conn.execute(MARK_REFUSED, (str(error), command.id))
+            self._apply(conn, command.saga_id, f"{command.command}.refused")
+            return "refused"
+        except Exception as error:  # unreachable, 5xx, 429: try again later
+            log.warning("command %d not sent: %r", command.id, error)
+            params = (repr(error), retry_in, max_attempts, command.id)
+            (state,) = conn.execute(MARK_FAILED, params).fetchone() or ("?",)
+            return "retry" if state == "pending" else "parked"
+        conn.execute(MARK_SENT, (command.id,))
+        return "sent"
+
+    # --8<-- [end:send-one]
 
     def _emit(
         self, conn: Conn, saga_id: uuid.UUID, command: str, payload: dict[str, Any]
@@ -477,6 +557,10 @@ class WebhookEndpoint(BackgroundServer):
         super().__init__(httpd, "/webhooks")
 
 
+# --8<-- [start:sender]
+RETRYABLE = frozenset({408, 425, 429})  # 4xx that mean "not now", not "never"
+
+
 def http_sender(url: str, *, timeout: float = 5.0) -> Callable[[Command], None]:
     """An `Orchestrator.relay` sender that POSTs each command to ``url``.
 
@@ -484,8 +568,9 @@ def http_sender(url: str, *, timeout: float = 5.0) -> Callable[[Command], None]:
     seen it already does nothing.
 
     Raises:
-        OSError: The provider could not be reached; the relay rolls back.
-        RuntimeError: The provider answered with an error.
+        Refused: A 4xx other than 408, 425 and 429: the provider will not do it.
+        OSError: The provider could not be reached; the relay retries later.
+        RuntimeError: Any other answer that is not a 2xx; retried later.
     """
 
     def send(command: Command) -> None:
@@ -506,7 +591,13 @@ def http_sender(url: str, *, timeout: float = 5.0) -> Callable[[Command], None]:
             },
             timeout=timeout,
         )
+        if 400 <= answer.status < 500 and answer.status not in RETRYABLE:
+            reason = answer.body.decode(errors="replace")[:200]
+            raise Refused(f"{answer.status} {reason}".strip())
         if not 200 <= answer.status < 300:
             raise RuntimeError(f"provider answered {answer.status} to {command}")
 
     return send
+
+
+# --8<-- [end:sender]

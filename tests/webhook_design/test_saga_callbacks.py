@@ -89,6 +89,7 @@ class _ProviderServer(ThreadingHTTPServer):
     daemon_threads = False
     lock: threading.Lock
     received: dict[str, tuple[str, str]]  # Idempotency-Key -> (command, saga)
+    captures: bool  # a charge is captured at once: it can no longer be cancelled
 
 
 class _ProviderHandler(BaseHTTPRequestHandler):
@@ -97,11 +98,17 @@ class _ProviderHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         key = self.headers["Idempotency-Key"]
+        command, saga = data["command"], data["saga_id"]
         with self.server.lock:  # a command seen before is not executed again
-            self.server.received.setdefault(key, (data["command"], data["saga_id"]))
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
+            captured = ("charge", saga) in self.server.received.values()
+            refused = self.server.captures and command == "cancel_payment" and captured
+            if not refused:
+                self.server.received.setdefault(key, (command, saga))
+        text = b"payment already captured" if refused else b""
+        self.send_response(409 if refused else 202)  # a charge cannot be undone
+        self.send_header("Content-Length", str(len(text)))
         self.end_headers()
+        self.wfile.write(text)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -110,10 +117,11 @@ class _ProviderHandler(BaseHTTPRequestHandler):
 class FakeProvider(BackgroundServer):
     """Payment and fulfilment in one: records each command it executes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, captures: bool = False) -> None:
         self._server = _ProviderServer(("127.0.0.1", 0), _ProviderHandler)
         self._server.lock = threading.Lock()
         self._server.received = {}
+        self._server.captures = captures
         super().__init__(self._server, "/commands")
 
     def commands(self, saga_id: uuid.UUID) -> list[str]:
@@ -152,7 +160,7 @@ class Env:
         text = answer.body.decode()
         return text if answer.status == 200 else f"{answer.status} {text}"
 
-    def relay(self) -> int:
+    def relay(self) -> Counter[str]:
         return self.orchestrator.relay(http_sender(self.provider.url))
 
     def add_item(self, sku: str, stock: int) -> None:
@@ -178,7 +186,9 @@ class Env:
 
 
 @contextmanager
-def environment(postgres: Postgres, naive: bool = False) -> Iterator[Env]:
+def environment(
+    postgres: Postgres, naive: bool = False, *, captures: bool = False
+) -> Iterator[Env]:
     create_schema(postgres.dsn)
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         row = conn.execute("SHOW server_version").fetchone()
@@ -187,7 +197,7 @@ def environment(postgres: Postgres, naive: bool = False) -> Iterator[Env]:
     orchestrator = (HeldNaive if naive else HeldOrchestrator)(postgres.dsn)
     with (
         WebhookEndpoint(orchestrator, secrets) as endpoint,
-        FakeProvider() as provider,
+        FakeProvider(captures=captures) as provider,
     ):
         yield Env(postgres.dsn, orchestrator, endpoint, provider, secrets)
 
@@ -376,6 +386,46 @@ def test_two_providers_may_reuse_a_webhook_id(postgres: Postgres) -> None:
         assert env.state(saga) == "completed"
 
 
+def test_a_refused_compensation_takes_its_path_and_blocks_no_one(
+    postgres: Postgres,
+) -> None:
+    """The provider answers 409 to cancel_payment once the charge is captured.
+    The refusal moves that saga to a refund; the next saga's charge, queued
+    behind the refused command, still goes out."""
+    with environment(postgres, captures=True) as env:
+        env.add_item("bike", 1)
+        env.add_item("bell", 1)
+        late = env.orchestrator.start("bike", 1, 4200, payment_timeout=0)
+        assert env.relay() == {"sent": 1}  # charge: captured at once
+        assert env.orchestrator.fire_timeouts() == [(late, "cancelled")]
+        other = env.orchestrator.start("bell", 1, 900, payment_timeout=3600)
+        outcomes = env.relay()  # cancel_payment (409), charge, refund
+        assert outcomes == {"refused": 1, "sent": 2}
+        assert env.provider.commands(other) == ["charge"]
+        assert env.provider.commands(late) == ["charge", "refund"]
+        assert ("cancel_payment.refused", "cancelled -> refunding") in (
+            env.orchestrator.history(late)
+        )
+        assert env.webhook("payment.succeeded", late) == "no-op"  # refund is out
+        assert env.webhook("refund.succeeded", late) == "refunded"
+        assert env.webhook("payment.succeeded", other) == "paid"
+        assert env.relay() == {"sent": 1}  # ship
+
+
+def test_a_provider_that_stays_down_parks_the_command(postgres: Postgres) -> None:
+    with environment(postgres) as env:
+        env.add_item("cup", 1)
+        env.orchestrator.start("cup", 1, 100, payment_timeout=3600)
+        down = http_sender("http://127.0.0.1:1/commands")  # nothing listens
+        relay = functools.partial(
+            env.orchestrator.relay, down, retry_in=0, max_attempts=2
+        )
+        assert relay() == {"retry": 1}
+        assert relay() == {"parked": 1}
+        assert relay() == {}  # parked: a person looks at it
+        assert env.relay() == {}
+
+
 # --------------------------------------------------------------------------- #
 # The state machine, step by step
 # --------------------------------------------------------------------------- #
@@ -470,11 +520,11 @@ def test_the_endpoint_rejects_what_it_cannot_trust(postgres: Postgres) -> None:
         assert env.webhook("payment.succeeded", saga) == "paid"
 
 
-def test_a_failed_send_leaves_commands_pending(postgres: Postgres) -> None:
+def test_a_failed_send_is_retried_later(postgres: Postgres) -> None:
     with environment(postgres) as env:
         env.add_item("cup", 1)
         env.orchestrator.start("cup", 1, 100, payment_timeout=3600)
-        with pytest.raises(OSError):
-            env.orchestrator.relay(http_sender("http://127.0.0.1:1/commands"))
-        assert env.relay() == 1  # still pending, sent on the next pass
-        assert env.relay() == 0
+        down = http_sender("http://127.0.0.1:1/commands")
+        assert env.orchestrator.relay(down, retry_in=0) == {"retry": 1}
+        assert env.orchestrator.relay(down, retry_in=3600) == {"retry": 1}
+        assert env.relay() == {}  # not due for an hour
