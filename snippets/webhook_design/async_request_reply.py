@@ -259,7 +259,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     state           TEXT NOT NULL DEFAULT 'accepted'
         CHECK (state IN ('accepted', 'running', 'succeeded', 'failed', 'cancelled')),
     result          TEXT,
+    owner           TEXT,                 -- the process running it
+    lease_until     REAL NOT NULL DEFAULT 0,  -- its claim, renewed while it runs
     created_at      REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS callbacks (    -- an outbox: callbacks owed to clients
+    job_id     TEXT PRIMARY KEY REFERENCES jobs,
+    webhook_id TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    body       BLOB NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0    -- next attempt, or a sender's lease end
 );
 """
 # --8<-- [end:server-schema]
@@ -312,6 +324,10 @@ class JobService:
         callback_attempts: Deliveries tried per callback before giving up;
             the client still learns the outcome by polling.
         callback_timeout: Seconds per callback attempt.
+        callback_retry: Seconds before the second attempt; doubles after.
+        lease: Seconds a process's claim on a running job lasts. It renews the
+            claim every third of that while the work runs; another process
+            takes the job over only once the claim has run out.
     """
 
     def __init__(
@@ -324,6 +340,8 @@ class JobService:
         require_key: bool = True,
         callback_attempts: int = 3,
         callback_timeout: float = 5.0,
+        callback_retry: float = 0.05,
+        lease: float = 30.0,
     ) -> None:
         self.path = str(path)
         self._work = work
@@ -331,19 +349,28 @@ class JobService:
         self._require_key = require_key
         self._callback_attempts = callback_attempts
         self._callback_timeout = callback_timeout
+        self._callback_retry = callback_retry
+        self._lease = lease
+        self.owner = uuid.uuid4().hex  # this process, in the jobs it claims
+        self._outbox = threading.Event()  # a callback row was committed
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
         self._busy = threading.Condition()
         self._pending = 0  # jobs queued or running in this process
         self.callbacks: Counter[str] = Counter()  # delivered / failed
-        self._count = threading.Lock()
         with closing(self.connect()) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(SERVER_SCHEMA)
+            conn.executescript(SERVER_SCHEMA)
         self._threads = [
             threading.Thread(target=self._worker, name=f"job-worker-{n}", daemon=True)
             for n in range(workers)
         ]
+        self._threads.append(
+            threading.Thread(target=self._relay, name="callback-relay", daemon=True)
+        )
+        self._threads.append(
+            threading.Thread(target=self._heartbeat, name="job-lease", daemon=True)
+        )
         for thread in self._threads:
             thread.start()
         self._resume()
@@ -430,34 +457,29 @@ class JobService:
 
     # --8<-- [start:worker]
     def _run(self, job_id: str) -> None:
-        with closing(self.connect()) as conn:
+        now = time.time()
+        with closing(self.connect()) as conn:  # new, or its owner's lease ran out
             claimed = conn.execute(
-                "UPDATE jobs SET state = 'running' WHERE id = ? AND state = 'accepted'"
+                "UPDATE jobs SET state = 'running', owner = ?, lease_until = ?"
+                " WHERE id = ? AND (state = 'accepted'"
+                "  OR (state = 'running' AND lease_until < ?))"
                 " RETURNING input, idempotency_key, callback_url",
-                (job_id,),
+                (self.owner, now + self._lease, job_id, now),
             ).fetchone()
         if claimed is None:
-            return  # cancelled before it started
+            return  # cancelled, finished, or running in a live process
         job_input, key, callback_url = claimed
         try:
             state, result = "succeeded", self._work(json.loads(job_input))
         except Exception as error:
             log.exception("job %s failed", job_id)
             state, result = "failed", {"error": type(error).__name__}
-        with closing(self.connect()) as conn:
-            finished = conn.execute(
-                "UPDATE jobs SET state = ?, result = ?"
-                " WHERE id = ? AND state = 'running'",
-                (state, json.dumps(result), job_id),
-            ).rowcount  # 0: a DELETE cancelled it meanwhile
-        if finished and callback_url:
-            self._notify(callback_url, job_id, key, state)
+        self._finish(job_id, key, callback_url, state, result)
 
-    # --8<-- [end:worker]
-
-    # --8<-- [start:notify]
-    def _notify(self, url: str, job_id: str, key: str | None, state: str) -> None:
-        """Deliver the signed callback; on failure the client polls instead."""
+    def _finish(
+        self, job_id: str, key: str | None, url: str | None, state: str, result: Any
+    ) -> None:
+        """Record the outcome and the callback it owes in one transaction."""
         body = _json_body(
             {
                 "type": f"job.{state}",
@@ -466,36 +488,132 @@ class JobService:
                 "state": state,
             }
         )
-        headers = {"Content-Type": "application/json"}
-        for attempt in range(self._callback_attempts):
-            signed = {
-                **headers,
-                **sign_headers(self._secret, f"{job_id}.{state}", body),
-            }
-            try:
-                status = request(
-                    "POST",
-                    url,
-                    body=body,
-                    headers=signed,
-                    timeout=self._callback_timeout,
-                ).status
-            except (OSError, http.client.HTTPException):
-                status = 0  # endpoint down or too slow: retry
-            if 200 <= status < 300:
-                with self._count:
-                    self.callbacks["delivered"] += 1
-                return
-            if 400 <= status < 500 and status not in (408, 429):
-                break  # the client refused it; retrying will not help
-            last = attempt + 1 == self._callback_attempts
-            if last or self._stop.wait(0.05 * 2**attempt):  # real senders wait longer
-                break
-        with self._count:
-            self.callbacks["failed"] += 1
-        log.warning("callback for job %s not delivered to %s", job_id, url)
+        with closing(self.connect()) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:  # 0 rows: cancelled, or our lease ran out and a peer took it
+                finished = conn.execute(
+                    "UPDATE jobs SET state = ?, result = ?, owner = NULL"
+                    " WHERE id = ? AND state = 'running' AND owner = ?",
+                    (state, json.dumps(result), job_id, self.owner),
+                ).rowcount
+                if finished and url:
+                    conn.execute(
+                        "INSERT INTO callbacks (job_id, webhook_id, url, body)"
+                        " VALUES (?, ?, ?, ?)",
+                        (job_id, f"{job_id}.{state}", url, body),
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        self._outbox.set()  # wake the relay
+
+    # --8<-- [end:worker]
+
+    # --8<-- [start:notify]
+    def _deliver_one(self) -> bool:
+        """Claim one due callback with a lease, send it, record the outcome.
+
+        Returns False when no callback is due. The row is committed with the
+        job's result, so a crash at any point leaves it for the next relay.
+        """
+        now = time.time()
+        with closing(self.connect()) as conn:
+            row = conn.execute(
+                "UPDATE callbacks SET attempts = attempts + 1, not_before = ?"
+                " WHERE job_id = (SELECT job_id FROM callbacks"
+                "  WHERE state = 'pending' AND not_before <= ?"
+                "  ORDER BY not_before LIMIT 1)"
+                " RETURNING job_id, webhook_id, url, body, attempts",
+                (now + 2 * self._callback_timeout, now),
+            ).fetchone()
+        if row is None:
+            return False
+        job_id, webhook_id, url, body, attempts = row
+        status = self._post_callback(url, webhook_id, body)
+        refused = 400 <= status < 500 and status not in (408, 429)
+        if 200 <= status < 300:
+            state, outcome = "delivered", "delivered"
+        elif refused or attempts >= self._callback_attempts:
+            state, outcome = "failed", "failed"
+            log.warning("callback for job %s not delivered to %s", job_id, url)
+        else:  # endpoint down or too slow: try again later
+            state, outcome = "pending", ""
+        with closing(self.connect()) as conn:
+            conn.execute(
+                "UPDATE callbacks SET state = ?, not_before = ?"
+                " WHERE job_id = ? AND attempts = ?",  # still our claim
+                (
+                    state,
+                    now + self._callback_retry * 2 ** (attempts - 1),
+                    job_id,
+                    attempts,
+                ),
+            )
+        with self._busy:
+            if outcome:
+                self.callbacks[outcome] += 1
+            self._busy.notify_all()
+        return True
+
+    def _post_callback(self, url: str, webhook_id: str, body: bytes) -> int:
+        """One signed attempt; the status code, or 0 if none came back."""
+        headers = {
+            "Content-Type": "application/json",
+            **sign_headers(self._secret, webhook_id, body),
+        }
+        try:
+            return request(
+                "POST", url, body=body, headers=headers, timeout=self._callback_timeout
+            ).status
+        except (OSError, http.client.HTTPException):
+            return 0
 
     # --8<-- [end:notify]
+
+    def _relay(self) -> None:
+        while not self._stop.is_set():
+            self._outbox.clear()  # a commit after this wakes the wait below
+            try:
+                if self._deliver_one():
+                    continue
+                delay = self._next_callback_in()
+            except sqlite3.Error:
+                log.exception("callback outbox unavailable; retrying")
+                delay = 1.0
+            self._outbox.wait(delay)
+
+    def _next_callback_in(self, longest: float = 1.0) -> float:
+        with closing(self.connect()) as conn:
+            (due,) = conn.execute(
+                "SELECT min(not_before) FROM callbacks WHERE state = 'pending'"
+            ).fetchone()
+        return longest if due is None else min(longest, max(0.0, due - time.time()))
+
+    # --8<-- [start:lease]
+    def _heartbeat(self) -> None:
+        """Renew this process's claims; pick up jobs whose owner went silent."""
+        while not self._stop.wait(self._lease / 3):
+            now = time.time()
+            try:
+                with closing(self.connect()) as conn:
+                    conn.execute(
+                        "UPDATE jobs SET lease_until = ?"
+                        " WHERE owner = ? AND state = 'running'",
+                        (now + self._lease, self.owner),
+                    )
+                    orphans = conn.execute(
+                        "SELECT id FROM jobs"
+                        " WHERE state = 'running' AND lease_until < ?",
+                        (now,),
+                    ).fetchall()
+            except sqlite3.Error:
+                log.exception("cannot renew job leases")
+                continue
+            for (job_id,) in orphans:
+                self._enqueue(job_id)  # the claim in _run decides who runs it
+
+    # --8<-- [end:lease]
 
     def _enqueue(self, job_id: str) -> None:
         with self._busy:
@@ -515,24 +633,43 @@ class JobService:
                     self._busy.notify_all()
 
     def _resume(self) -> None:
-        """Requeue what a previous process left behind (work runs at least once)."""
+        """Queue what nobody runs: jobs never started, or whose claim ran out.
+
+        A job another live process is running keeps its lease and is left
+        alone. Callbacks owed from before are in the outbox; the relay sends
+        them. Work runs at least once.
+        """
         with closing(self.connect()) as conn:
-            conn.execute("UPDATE jobs SET state = 'accepted' WHERE state = 'running'")
             rows = conn.execute(
-                "SELECT id FROM jobs WHERE state = 'accepted' ORDER BY created_at"
+                "SELECT id FROM jobs WHERE state = 'accepted'"
+                " OR (state = 'running' AND lease_until < ?) ORDER BY created_at",
+                (time.time(),),
             ).fetchall()
         for (job_id,) in rows:
             self._enqueue(job_id)
+        self._outbox.set()
 
     def drain(self, timeout: float) -> bool:
-        """Wait until no job is queued or running here; False on timeout."""
+        """Wait until no job is queued or running here and no callback is
+        pending; False on timeout."""
         with self._busy:
-            return self._busy.wait_for(lambda: self._pending == 0, timeout)
+            return self._busy.wait_for(
+                lambda: self._pending == 0 and not self._callbacks_pending(), timeout
+            )
+
+    def _callbacks_pending(self) -> bool:
+        with closing(self.connect()) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM callbacks WHERE state = 'pending' LIMIT 1"
+            ).fetchone()
+        return row is not None
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the workers; queued jobs stay ``accepted`` for the next start."""
+        """Stop the threads; queued jobs stay ``accepted`` for the next start,
+        undelivered callbacks stay in the outbox."""
         self._stop.set()
-        for _ in self._threads:
+        self._outbox.set()
+        for _ in range(len(self._threads) - 2):  # one None per worker
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout)

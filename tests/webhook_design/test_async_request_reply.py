@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import standardwebhooks
 
+from snippets.support.webhook_design_job_server import JobServerProcess
 from snippets.webhook_design.async_request_reply import (
     Accepted,
     CallbackReceiver,
@@ -465,6 +466,99 @@ def test_a_restart_resumes_unfinished_jobs(tmp_path: Path) -> None:
         service.close()
     assert status is not None
     assert (status.state, status.result) == ("succeeded", {"sum": 3})
+
+
+# --------------------------------------------------------------------------- #
+# Crashes and peers: the callback outbox and the job lease
+# --------------------------------------------------------------------------- #
+
+
+def test_a_callback_survives_a_kill_after_the_commit(tmp_path: Path) -> None:
+    """The job's result is committed and its callback is on the wire when the
+    server is killed; the restarted server delivers the callback."""
+    secret, db = new_secret(), tmp_path / "server.db"
+    arrived, release, matched = threading.Event(), threading.Event(), threading.Event()
+    first_call = threading.Lock()
+
+    class Held(JobClient):
+        def on_callback(self, event: Any) -> str:
+            if first_call.acquire(blocking=False):  # the first delivery only
+                arrived.set()  # the server committed and is sending
+                assert release.wait(WAIT)
+                raise sqlite3.OperationalError("not stored")  # answered 503
+            outcome = super().on_callback(event)
+            matched.set()
+            return outcome
+
+    with JobServerProcess(db, secret, callback_timeout=1.0) as first:
+        client = Held(first.url, tmp_path / "client.db")
+        with CallbackReceiver(client, secret) as receiver:
+            client.callback_url = receiver.url
+            key = client.submit([1, 2, 3])
+            assert arrived.wait(WAIT)
+            first.kill()
+            release.set()
+            with JobServerProcess(db, secret, callback_timeout=1.0):
+                assert matched.wait(WAIT), "the callback died with the process"
+    assert client.callbacks == {"matched": 1}
+    assert client.state(key) == "succeeded"
+
+
+def test_a_peer_does_not_take_a_live_job(tmp_path: Path) -> None:
+    """A second process starts while the first runs a job: it leaves the job
+    alone, and the first process finishes it."""
+    secret, db, runs = new_secret(), tmp_path / "server.db", []
+
+    def counted(job_input: Any) -> Any:
+        runs.append(job_input)
+        return total(job_input)
+
+    with JobServerProcess(db, secret, hold=True) as owner:
+        client = JobClient(owner.url, tmp_path / "client.db")
+        key = client.submit([1, 2])
+        assert owner.expect("started ") == "[1, 2]"
+        peer = JobService(db, counted, secret=secret)
+        try:
+            assert peer.drain(WAIT)
+            during = peer.status(_job_id(client, key))
+        finally:
+            peer.close()
+        owner.release()
+        state = client.wait(key, timeout=WAIT)
+        result = client.result(key)
+    assert during is not None and during.state == "running"
+    assert runs == []
+    assert (state, result) == ("succeeded", {"sum": 3})
+
+
+def test_a_job_whose_owner_died_is_taken_over(tmp_path: Path) -> None:
+    """The owner is killed mid-job; once its 1 s lease has run out, a peer's
+    sweep claims the job and runs it."""
+    secret, db, runs = new_secret(), tmp_path / "server.db", []
+    ran = threading.Event()
+
+    def counted(job_input: Any) -> Any:
+        runs.append(job_input)
+        ran.set()
+        return total(job_input)
+
+    with JobServerProcess(db, secret, hold=True, lease=1.0) as owner:
+        client = JobClient(owner.url, tmp_path / "client.db")
+        key = client.submit([4, 5])
+        assert owner.expect("started ") == "[4, 5]"
+        owner.kill()
+    peer = JobService(db, counted, secret=secret, lease=1.0)
+    try:
+        assert ran.wait(WAIT), "nobody took the orphaned job over"
+        assert peer.drain(WAIT)
+        status = peer.status(_job_id(client, key))
+    finally:
+        peer.close()
+    assert runs == [[4, 5]]
+    assert status is not None and (status.state, status.result) == (
+        "succeeded",
+        {"sum": 9},
+    )
 
 
 def test_retry_after_parsing() -> None:
