@@ -1,4 +1,4 @@
-"""Tests for snippets/webhook_design/acknowledge_fast.py.
+"""Tests for snippets/webhook_design/acknowledge_fast/.
 
 Real HTTP on loopback: a `ThreadingHTTPServer` receiver and an `http.client`
 sender with a 1 s timeout, scaled down from GitHub's 10 s. The crash tests run
@@ -19,22 +19,22 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from snippets.webhook_design.acknowledge_fast import (
+from snippets.support.webhook_design_ack import (
     DEMO_SECRET,
     PAYLOAD,
     CrashResult,
+    SlowHandlerResult,
+    crash_after_ack,
+    slow_handler,
+)
+from snippets.webhook_design.acknowledge_fast import (
     Delivery,
     Inbox,
     InboxReceiver,
     InboxWorker,
-    SlowHandlerResult,
-    crash_after_ack,
     deliver,
-    format_crash,
-    format_slow_handler,
-    slow_handler,
 )
-from tests.conftest import ROOT, OutputCheck
+from tests.conftest import ROOT
 
 TIMEOUT, WORK, ATTEMPTS = 1.0, 1.5, 3
 
@@ -270,20 +270,3 @@ def test_done_deliveries_are_pruned_only_after_the_retention(tmp_path: Path) -> 
     assert inbox.prune(older_than=3600) == 0
     assert inbox.prune(older_than=0) == 1
     assert inbox.add("evt_1", PAYLOAD)  # pruned: the same id is new again
-
-
-# -- the output the page shows ------------------------------------------------ #
-
-
-def test_slow_handler_output_matches_the_page(
-    slow: dict[str, SlowHandlerResult], expected_output: OutputCheck
-) -> None:
-    lines = format_slow_handler([slow["sync"], slow["inbox"]])
-    expected_output("webhook_design/acknowledge_fast.slow", "\n".join(lines))
-
-
-def test_crash_output_matches_the_page(
-    crash: dict[str, CrashResult], expected_output: OutputCheck
-) -> None:
-    lines = format_crash([crash["memory"], crash["inbox"]])
-    expected_output("webhook_design/acknowledge_fast.crash", "\n".join(lines))
