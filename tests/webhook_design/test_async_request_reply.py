@@ -8,72 +8,52 @@ until the client has given up on it and retried.
 
 from __future__ import annotations
 
-import json
 import platform
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
-from datetime import UTC, datetime
+import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
-import standardwebhooks
 
+from snippets.support.webhook_design_async import (
+    ATTEMPTS,
+    WAIT,
+    early_callback,
+    exchange,
+    job_id_of,
+    job_server,
+    jobs_on_server,
+    polling,
+    retried_post,
+    total,
+)
 from snippets.support.webhook_design_job_server import JobServerProcess
 from snippets.webhook_design.async_request_reply import (
-    Accepted,
     CallbackReceiver,
     JobClient,
     JobServer,
     JobService,
-    KeylessClient,
-    RecordAfterResponseClient,
-    Response,
-    SignatureError,
-    Work,
-    new_secret,
     request,
     retry_after,
-    sign_headers,
-    verify_headers,
 )
-from tests.conftest import OutputCheck
-
-WAIT = 10.0  # seconds; every wait in this module is bounded by it
-CLOSED_PORT_URL = "http://127.0.0.1:1/callbacks"  # nothing listens on port 1
-ATTEMPTS = 3  # callback deliveries the server tries
-TIMEOUT = 1.0  # the client's timeout per POST in the retry test
-
-
-def log_versions() -> None:
-    """Print what the test ran against (visible with ``pytest -s``)."""
-    print(f"SQLite {sqlite3.sqlite_version}, Python {platform.python_version()}")
+from snippets.webhook_design.async_request_reply.broken import (
+    KeylessClient,
+    RecordAfterResponseClient,
+)
+from snippets.webhook_design.verify_then_dedupe import new_secret, signature_headers
 
 
-def total(job_input: Any) -> Any:
-    """The work: add the numbers."""
-    return {"sum": sum(job_input)}
+@pytest.fixture(scope="module", autouse=True)
+def versions() -> None:
+    """Print what the tests ran against (visible with ``pytest -s``)."""
+    print(f"\nSQLite {sqlite3.sqlite_version}, Python {platform.python_version()}")
 
 
-@contextmanager
-def job_server(
-    directory: Path,
-    work: Work,
-    secret: str,
-    service_type: type[JobService] = JobService,
-    **options: Any,
-) -> Iterator[JobServer]:
-    service = service_type(directory / "server.db", work, secret=secret, **options)
-    with JobServer(service) as server:
-        yield server
-
-
-def jobs_on_server(server: JobServer) -> int:
-    with closing(server.service.connect()) as conn:
-        (count,) = conn.execute("SELECT count(*) FROM jobs").fetchone()
-    return int(count)
+def sign(secret: str, msg_id: str, body: bytes) -> dict[str, str]:
+    return signature_headers([secret], msg_id, int(time.time()), body)
 
 
 # --------------------------------------------------------------------------- #
@@ -82,64 +62,22 @@ def jobs_on_server(server: JobServer) -> int:
 
 
 @pytest.mark.parametrize(
-    ("client_type", "outcome", "state", "name"),
+    ("client_type", "outcome", "state", "sent"),
     [
-        (RecordAfterResponseClient, "unknown", "pending", "race-record-after"),
-        (JobClient, "matched", "succeeded", "race-pre-registered"),
+        (RecordAfterResponseClient, "unknown", "pending", "failed"),
+        (JobClient, "matched", "succeeded", "delivered"),
     ],
 )
 def test_callback_before_the_202_is_stored(
-    tmp_path: Path,
-    client_type: type[JobClient],
-    outcome: str,
-    state: str,
-    name: str,
-    expected_output: OutputCheck,
+    tmp_path: Path, client_type: type[JobClient], outcome: str, state: str, sent: str
 ) -> None:
-    log_versions()
-    secret = new_secret()
-    handled = threading.Event()
-
-    class Held(client_type):  # type: ignore[valid-type,misc]
-        def on_callback(self, event: Any) -> str:
-            try:
-                return str(super().on_callback(event))
-            finally:
-                handled.set()
-
-        def _record_accepted(self, key: str, job_id: str, status_url: str) -> None:
-            # The 202 is here; hold it until the callback has been handled.
-            assert handled.wait(WAIT), "the callback never came"
-            super()._record_accepted(key, job_id, status_url)
-
-    with job_server(tmp_path, total, secret) as server:
-        client = Held(server.url, tmp_path / "client.db")
-        with CallbackReceiver(client, secret) as receiver:
-            client.callback_url = receiver.url
-            key = client.submit([1, 2, 3])
-            assert server.service.drain(WAIT)
-        server_state = server.service.status(str(_job_id(client, key)))
-    assert server_state is not None and server_state.state == "succeeded"
-    assert client.callbacks == {outcome: 1}
-    assert client.state(key) == state
-    delivered = server.service.callbacks
-    assert delivered == ({"delivered": 1} if outcome == "matched" else {"failed": 1})
-    report = [
-        f"{client_type.__name__}: the callback arrived before the 202 was stored",
-        f"callback: {outcome}"
-        + (" (answered 404, dropped)" if outcome == "unknown" else ""),
-        f"request state on the client: {client.state(key)}"
-        f" (the server says {server_state.state})",
-    ]
-    expected_output(f"webhook_design/async_request_reply.{name}", "\n".join(report))
-
-
-def _job_id(client: JobClient, key: str) -> str:
-    with closing(client.connect()) as conn:
-        row = conn.execute("SELECT job_id FROM requests WHERE key = ?", (key,))
-        found = row.fetchone()
-    assert found is not None
-    return str(found[0])
+    """The client is held between the 202 and its record until the callback
+    has been handled: without the record first, the callback is unknown."""
+    result = early_callback(tmp_path, client_type)
+    assert result.server_state == "succeeded"
+    assert result.outcome == {outcome: 1}
+    assert result.client_state == state
+    assert result.sent == {sent: 1}  # a 404 is final: not retried
 
 
 # --------------------------------------------------------------------------- #
@@ -147,69 +85,16 @@ def _job_id(client: JobClient, key: str) -> str:
 # --------------------------------------------------------------------------- #
 
 
-class SlowFirstAnswer(JobService):
-    """Holds its first answer until the client has timed out and sent again."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.answers: list[Accepted] = []
-        self.retried = threading.Event()
-        self._lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def accept(self, body: bytes, key: str | None) -> Accepted:
-        with self._lock:
-            first = not self.answers and not self.retried.is_set()
-            if not first:
-                self.retried.set()
-        accepted = super().accept(body, key)
-        with self._lock:
-            self.answers.append(accepted)
-        if first:  # the job is committed; the answer is late
-            assert self.retried.wait(WAIT), "the client never retried"
-        return accepted
-
-
 @pytest.mark.parametrize(("client_type", "jobs"), [(KeylessClient, 2), (JobClient, 1)])
 def test_post_times_out_and_is_retried(
-    tmp_path: Path,
-    client_type: type[JobClient],
-    jobs: int,
-    expected_output: OutputCheck,
+    tmp_path: Path, client_type: type[JobClient], jobs: int
 ) -> None:
-    log_versions()
-    secret, runs = new_secret(), []
-
-    def work(job_input: Any) -> Any:
-        runs.append(job_input)
-        return total(job_input)
-
-    with job_server(
-        tmp_path, work, secret, SlowFirstAnswer, require_key=False
-    ) as server:
-        client = client_type(server.url, tmp_path / "client.db", timeout=TIMEOUT)
-        key = client.submit([1, 2, 3])
-        assert server.service.drain(WAIT)
-        service = server.service
-        assert isinstance(service, SlowFirstAnswer)
-        answers = list(service.answers)
-    urls = {f"/status/{answer.job_id}" for answer in answers}
-    assert len(answers) == 2  # the first POST and its retry both arrived
-    assert jobs_on_server(server) == jobs
-    assert len(runs) == jobs
-    assert len(urls) == jobs
-    assert _job_id(client, key) == answers[-1].job_id
-    assert [answer.replayed for answer in answers] == [False, jobs == 1]
-    report = [
-        f"{client_type.__name__}: the first answer came after the"
-        f" {TIMEOUT:.0f} s timeout",
-        f"POSTs the server received: {len(answers)}",
-        f"jobs created: {jobs_on_server(server)}, work runs: {len(runs)}",
-        f"status URLs handed out: {len(urls)} distinct",
-    ]
-    name = "keyless" if client_type is KeylessClient else "keyed"
-    expected_output(
-        f"webhook_design/async_request_reply.retry-{name}", "\n".join(report)
-    )
+    result = retried_post(tmp_path, client_type)
+    urls = {f"/status/{answer.job_id}" for answer in result.answers}
+    assert len(result.answers) == 2  # the first POST and its retry both arrived
+    assert (result.jobs, result.runs, len(urls)) == (jobs, jobs, jobs)
+    assert result.client_job == result.answers[-1].job_id
+    assert [answer.replayed for answer in result.answers] == [False, jobs == 1]
 
 
 def test_a_key_without_a_body_match_is_refused(tmp_path: Path) -> None:
@@ -247,48 +132,13 @@ def test_a_key_without_a_body_match_is_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def test_callback_down_polling_learns_completion(
-    tmp_path: Path, expected_output: OutputCheck
-) -> None:
-    log_versions()
-    secret = new_secret()
-    started, release = threading.Event(), threading.Event()
-    delays: list[float] = []
-
-    def work(job_input: Any) -> Any:
-        started.set()
-        assert release.wait(WAIT)
-        return total(job_input)
-
-    with job_server(tmp_path, work, secret, callback_attempts=ATTEMPTS) as server:
-
-        class Recorded(JobClient):
-            def _sleep(self, seconds: float) -> None:
-                delays.append(seconds)
-                release.set()  # the job finishes while the client waits
-                assert server.service.drain(WAIT)
-
-        client = Recorded(
-            server.url, tmp_path / "client.db", callback_url=CLOSED_PORT_URL
-        )
-        key = client.submit([1, 2, 3])
-        assert started.wait(WAIT)
-        state = client.wait(key, timeout=WAIT)
-        result = client.result(key)
-        callbacks = dict(server.service.callbacks)
-    assert state == "succeeded"
-    assert result == {"sum": 6}
-    assert callbacks == {"failed": 1}
-    assert client.polls == ["200 running", "303 succeeded"]
-    assert delays == [1.0]  # the Retry-After the server sent
-    report = [
-        f"callbacks to a closed port: {callbacks.get('failed', 0)} not delivered"
-        f" ({ATTEMPTS} attempts)",
-        f"polls: {', then '.join(client.polls)}",
-        f"waited between polls: {delays[0]:.0f} s (Retry-After)",
-        f"state: {state}, result: {json.dumps(result)}",
-    ]
-    expected_output("webhook_design/async_request_reply.poll", "\n".join(report))
+def test_callback_down_polling_learns_completion(tmp_path: Path) -> None:
+    result = polling(tmp_path)
+    assert (result.state, result.result) == ("succeeded", {"sum": 6})
+    assert result.sent == {"failed": 1}  # after ATTEMPTS tries to a closed port
+    assert result.polls == ["200 running", "303 succeeded"]
+    assert result.delays == [1.0]  # the Retry-After the server sent
+    assert ATTEMPTS == 3
 
 
 def test_wait_times_out_and_close_interrupts(tmp_path: Path) -> None:
@@ -313,97 +163,19 @@ def test_wait_times_out_and_close_interrupts(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def test_http_exchange(tmp_path: Path, expected_output: OutputCheck) -> None:
-    log_versions()
-    gates = {1: threading.Event(), 2: threading.Event()}
-    started = {1: threading.Event(), 2: threading.Event()}
-    lines: list[str] = []
-
-    def work(job_input: Any) -> Any:
-        started[job_input[0]].set()
-        assert gates[job_input[0]].wait(WAIT)
-        return total(job_input)
-
-    with job_server(tmp_path, work, new_secret()) as server:
-        names: dict[str, str] = {}
-
-        def show(label: str, answer: Response) -> Response:
-            text = f"{label:<34} -> {answer.status}"
-            for header in ("location", "retry-after"):
-                if header in answer.headers:
-                    value = answer.headers[header]
-                    for job_id, name in names.items():
-                        value = value.replace(job_id, name)
-                    text += f"  {header.title()}: {value}"
-            body = answer.json()
-            if answer.status != 202 and "state" in body:
-                text += f"  state={body['state']}"
-            if "sum" in body:
-                text += f"  {json.dumps(body)}"
-            lines.append(text)
-            return answer
-
-        def post(key: str, body: bytes) -> Response:
-            headers = {"Idempotency-Key": f'"{key}"'}
-            return request("POST", f"{server.url}/jobs", body=body, headers=headers)
-
-        first = post("k-1", b'{"input":[1,2,3]}')
-        names[first.json()["job_id"]] = "{A}"
-        show("POST /jobs  key k-1", first)
-        show("POST /jobs  key k-1 again", post("k-1", b'{"input":[1,2,3]}'))
-        show("POST /jobs  key k-1, other body", post("k-1", b'{"input":[4]}'))
-        status_a = f"{server.url}/status/{first.json()['job_id']}"
-        assert started[1].wait(WAIT)
-        show("GET  /status/{A}  (running)", request("GET", status_a))
-        gates[1].set()
-        assert server.service.drain(WAIT)
-        done = show("GET  /status/{A}  (done)", request("GET", status_a))
-        show("GET  /results/{A}", request("GET", server.url + done.headers["location"]))
-        show("DELETE /status/{A}  (done)", request("DELETE", status_a))
-
-        second = post("k-2", b'{"input":[2,5]}')
-        names[second.json()["job_id"]] = "{B}"
-        show("POST /jobs  key k-2", second)
-        status_b = f"{server.url}/status/{second.json()['job_id']}"
-        assert started[2].wait(WAIT)
-        show("DELETE /status/{B}  (running)", request("DELETE", status_b))
-        gates[2].set()  # the work returns; its result is discarded
-        assert server.service.drain(WAIT)
-        show("GET  /status/{B}  (after the work)", request("GET", status_b))
-        results_b = f"{server.url}/results/{second.json()['job_id']}"
-        show("GET  /results/{B}", request("GET", results_b))
-    statuses = [int(line.split("-> ")[1][:3]) for line in lines]
+def test_http_exchange(tmp_path: Path) -> None:
+    result = exchange(tmp_path)
+    statuses = [answer.status for _, answer in result.steps]
     assert statuses == [202, 202, 422, 200, 303, 200, 409, 202, 200, 200, 404]
-    assert "state=cancelled" in lines[-2]
-    expected_output("webhook_design/async_request_reply.exchange", "\n".join(lines))
+    first, again = result.steps[0][1], result.steps[1][1]
+    assert first.headers["location"] == again.headers["location"]
+    assert result.steps[5][1].json() == {"sum": 6}
+    assert result.steps[-2][1].json()["state"] == "cancelled"
 
 
 # --------------------------------------------------------------------------- #
 # Signatures, duplicates, failures, restarts
 # --------------------------------------------------------------------------- #
-
-
-def test_signatures_match_the_reference_library() -> None:
-    secret, body = new_secret(), b'{"job_id":"j1","state":"succeeded"}'
-    ours = sign_headers(secret, "j1.succeeded", body)
-    reference = standardwebhooks.Webhook(secret)
-    assert reference.verify(body, ours) == json.loads(body)
-    theirs_headers = dict(ours)
-    theirs_headers["webhook-signature"] = reference.sign(
-        "j1.succeeded", reference_time(ours), body.decode()
-    )
-    assert verify_headers(secret, theirs_headers, body) == "j1.succeeded"
-    with pytest.raises(SignatureError):
-        verify_headers(secret, ours, body + b" ")
-    with pytest.raises(SignatureError):
-        verify_headers(new_secret(), ours, body)
-    stale = sign_headers(secret, "j1.succeeded", body, now=1_000_000_000)
-    with pytest.raises(SignatureError):
-        verify_headers(secret, stale, body)
-
-
-def reference_time(headers: dict[str, str]) -> datetime:
-    return datetime.fromtimestamp(int(headers["webhook-timestamp"]), tz=UTC)
 
 
 def test_receiver_rejects_forgeries_and_counts_duplicates(tmp_path: Path) -> None:
@@ -417,8 +189,8 @@ def test_receiver_rejects_forgeries_and_counts_duplicates(tmp_path: Path) -> Non
         def send(headers: dict[str, str]) -> int:
             return request("POST", receiver.url, body=body, headers=headers).status
 
-        signed = sign_headers(secret, "j.succeeded", body)
-        forged = sign_headers(new_secret(), "j.succeeded", body)
+        signed = sign(secret, "j.succeeded", body)
+        forged = sign(new_secret(), "j.succeeded", body)
         statuses = [send(forged), send(signed), send(signed)]
     assert statuses == [401, 204, 204]
     assert client.callbacks == {"matched": 1, "duplicate": 1}
@@ -447,7 +219,7 @@ def test_failed_job_reaches_the_client(tmp_path: Path) -> None:
 
 
 def _status_url(server: JobServer, client: JobClient, key: str) -> str:
-    return f"{server.url}/status/{_job_id(client, key)}"
+    return f"{server.url}/status/{job_id_of(client, key)}"
 
 
 def test_a_restart_resumes_unfinished_jobs(tmp_path: Path) -> None:
@@ -520,7 +292,7 @@ def test_a_peer_does_not_take_a_live_job(tmp_path: Path) -> None:
         peer = JobService(db, counted, secret=secret)
         try:
             assert peer.drain(WAIT)
-            during = peer.status(_job_id(client, key))
+            during = peer.status(job_id_of(client, key))
         finally:
             peer.close()
         owner.release()
@@ -551,7 +323,7 @@ def test_a_job_whose_owner_died_is_taken_over(tmp_path: Path) -> None:
     try:
         assert ran.wait(WAIT), "nobody took the orphaned job over"
         assert peer.drain(WAIT)
-        status = peer.status(_job_id(client, key))
+        status = peer.status(job_id_of(client, key))
     finally:
         peer.close()
     assert runs == [[4, 5]]
