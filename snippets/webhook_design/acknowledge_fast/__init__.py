@@ -23,13 +23,13 @@ from snippets.webhook_design.acknowledge_fast.inbox import (
     Handler,
     Inbox,
 )
+from snippets.webhook_design.acknowledge_fast.process import serve
 from snippets.webhook_design.acknowledge_fast.receiver import (
     MAX_BODY,
     InboxReceiver,
     WebhookServer,
 )
 from snippets.webhook_design.acknowledge_fast.sender import Attempt, deliver, post
-from snippets.webhook_design.acknowledge_fast.serve import serve
 from snippets.webhook_design.acknowledge_fast.worker import InboxWorker
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Run one receiver and its worker until SIGTERM, then shut down in order.
 
-``WEBHOOK_SECRET=whsec_... python -m snippets.webhook_design.acknowledge_fast.serve
+``WEBHOOK_SECRET=whsec_... python -m snippets.webhook_design.acknowledge_fast.process
 --db inbox.sqlite3`` serves on a free loopback port and prints each delivery
 it processes.
 """
@@ -72,7 +72,7 @@ def _print(delivery: Delivery) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="acknowledge_fast.serve")
+    parser = argparse.ArgumentParser(prog="acknowledge_fast.process")
     parser.add_argument("--db", type=Path, required=True)
     secret = os.environ.get("WEBHOOK_SECRET")
     arguments = parser.parse_args()
