@@ -12,19 +12,15 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import queue
-import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from snippets.support.webhook_design_process import ChildProcess
 from snippets.webhook_design.acknowledge_fast import (
     Attempt,
     Delivery,
@@ -50,7 +46,6 @@ __all__ = [
     "slow_handler",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 DEMO_SECRET = "whsec_" + base64.b64encode(b"demo-only-secret-32-bytes-long!!").decode()
 PAYLOAD = b'{"type":"invoice.paid","data":{"id":"in_1"}}'
@@ -142,60 +137,19 @@ def slow_handler(
     return SlowHandlerResult(receiver, seen, count_effects(db), timeout, work, attempts)
 
 
-class ReceiverProcess:
+class ReceiverProcess(ChildProcess):
     """`serve` in a child process, for crash tests: start it, read it, kill it."""
 
     def __init__(self, db: Path, mode: str, *, paused: bool, work: float) -> None:
-        command = [sys.executable, "-m", __name__]
-        command += ["--db", str(db), "--mode", mode, "--work", str(work)]
-        self.process = subprocess.Popen(
-            [*command, "--paused"] if paused else command,
-            cwd=ROOT,
-            env={**os.environ, "WEBHOOK_SECRET": DEMO_SECRET},
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        args = ["--db", str(db), "--mode", mode, "--work", str(work)]
+        args += ["--paused"] if paused else []
+        super().__init__(__name__, args, {"WEBHOOK_SECRET": DEMO_SECRET})
         try:
             self.url = self.expect("listening ")
             self.recovered = int(self.expect("recovered "))
         except BaseException:
             self.kill()  # never leave a half-started receiver behind
             raise
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-
-    def expect(self, prefix: str, timeout: float = 10.0) -> str:
-        """The rest of the next line the child prints, which must start so."""
-        line = self._lines.get(timeout=timeout)
-        if not line.startswith(prefix):
-            raise AssertionError(f"expected {prefix!r}, the receiver said {line!r}")
-        return line.removeprefix(prefix)
-
-    def kill(self) -> None:
-        """SIGKILL: no handler, no cleanup, no flush."""
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass(frozen=True)

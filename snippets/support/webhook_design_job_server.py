@@ -14,23 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from snippets.support.webhook_design_process import ChildProcess
 from snippets.webhook_design.async_request_reply import JobServer, JobService
 
 __all__ = ["JobServerProcess", "main"]
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 
-
-class JobServerProcess:
+class JobServerProcess(ChildProcess):
     """The job server as a child process; a context manager that stops it.
 
     Args:
@@ -43,66 +39,19 @@ class JobServerProcess:
     def __init__(
         self, db: Path, secret: str, *, hold: bool = False, **options: float
     ) -> None:
-        command = [sys.executable, "-m", __name__, str(db)]
+        args = [str(db), *(["--hold"] if hold else [])]
         for name, value in options.items():
-            command += [f"--{name.replace('_', '-')}", str(value)]
-        self.process = subprocess.Popen(
-            [*command, "--hold"] if hold else command,
-            cwd=ROOT,
-            env={**os.environ, "WEBHOOK_SECRET": secret, "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+            args += [f"--{name.replace('_', '-')}", str(value)]
+        super().__init__(__name__, args, {"WEBHOOK_SECRET": secret})
         try:
             self.url = self.expect("listening ")
         except BaseException:
             self.kill()
             raise
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-
-    def expect(self, prefix: str, timeout: float = 10.0) -> str:
-        """The rest of the next line the child prints, which must start so."""
-        line = self._lines.get(timeout=timeout)
-        if not line.startswith(prefix):
-            raise AssertionError(f"expected {prefix!r}, the server said {line!r}")
-        return line.removeprefix(prefix)
-
     def release(self) -> None:
         """Let one held job's work finish."""
-        assert self.process.stdin is not None
-        self.process.stdin.write("go\n")
-        self.process.stdin.flush()
-
-    def kill(self) -> None:
-        """SIGKILL: no handler, no cleanup, nothing sent afterwards."""
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                stream.close()
+        self.send("go")
 
 
 def _work(hold: bool) -> Any:

@@ -16,14 +16,12 @@ import uuid
 import psycopg
 import pytest
 
-from snippets.support.webhook_design_saga import (
-    RUNS,
+from snippets.support.webhook_design_saga import RUNS, environment, sign
+from snippets.support.webhook_design_saga_cases import (
     duplicate_callback,
-    environment,
     happy_path,
     late_payment,
     race_runs,
-    sign,
     two_sagas,
 )
 from snippets.webhook_design.async_request_reply import request

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from snippets.support import services
 from snippets.support.cases import Case, run_cases
-from snippets.support.webhook_design_saga import (
+from snippets.support.webhook_design_saga_cases import (
     Walk,
     duplicate_callback,
     happy_path,
