@@ -226,6 +226,7 @@ class Lane:
         breaker: The endpoint's circuit breaker.
         timeout: Seconds per request.
         max_attempts: Attempts per delivery before it is dead-lettered.
+        permanent: Statuses that dead-letter a delivery at once (opt-in).
         on_result: Called after every attempt, outside any lock.
     """
 
@@ -238,9 +239,11 @@ class Lane:
         breaker: CircuitBreaker,
         timeout: float,
         max_attempts: int,
+        permanent: frozenset[int] = frozenset(),
         on_result: ResultHook | None = None,
     ) -> None:
         self.endpoint, self.breaker = endpoint, breaker
+        self._permanent = permanent
         self.stats = LaneStats()
         self._max_backlog, self._timeout = max_backlog, timeout
         self._max_attempts, self._on_result = max_attempts, on_result
@@ -310,7 +313,7 @@ class Lane:
         headers = {"webhook-id": delivery.event_id}
         response = post(self.endpoint.url, delivery.body, headers, self._timeout)
         delivery.attempts += 1
-        outcome = classify(response.status)
+        outcome = classify(response.status, self._permanent)
         if outcome is Outcome.RETRY:  # tell the breaker before anyone retries
             self.breaker.failure(parse_retry_after(response.retry_after, time.time()))
         else:
@@ -374,6 +377,8 @@ class FanOutSender:
         cooldown: Seconds a breaker first stays open; doubles on a failed probe.
         max_cooldown: The longest a breaker stays open.
         max_attempts: Attempts per delivery before it is dead-lettered.
+        permanent: Statuses that dead-letter a delivery at once; empty by
+            default, so every failure but 410 is retried.
         on_result: Called after every attempt with the endpoint, the delivery
             and the response.
     """
@@ -390,6 +395,7 @@ class FanOutSender:
         cooldown: float = 30.0,
         max_cooldown: float = 600.0,
         max_attempts: int = 10,
+        permanent: frozenset[int] = frozenset(),
         on_result: ResultHook | None = None,
     ) -> None:
         self.lanes = {
@@ -400,6 +406,7 @@ class FanOutSender:
                 breaker=CircuitBreaker(failure_threshold, cooldown, max_cooldown),
                 timeout=timeout,
                 max_attempts=max_attempts,
+                permanent=permanent,
                 on_result=on_result,
             )
             for endpoint in endpoints

@@ -10,7 +10,8 @@ attempt's ceiling ("full jitter"), never earlier than the receiver's
 * `RetryPolicy` turns an attempt number into a delay.
 * `parse_retry_after` reads both forms of the ``Retry-After`` header.
 * `classify` decides between delivered, retry, rejected and gone.
-* `RetryDispatcher` stores deliveries and sends the ones that are due.
+* `RetryDispatcher` stores deliveries and sends the ones that are due; each
+  attempt is leased in the ledger first, so several dispatchers can share it.
 * `VirtualClock` lets tests and simulations skip the waiting.
 """
 
@@ -20,6 +21,7 @@ import email.utils
 import enum
 import http.client
 import http.server
+import logging
 import math
 import random
 import re
@@ -32,11 +34,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from types import TracebackType
 from typing import Final, Protocol
 
-from standardwebhooks import Webhook
+from snippets.webhook_design.verify_then_dedupe import parse_secret, signature_headers
+
+log = logging.getLogger(__name__)
 
 # --8<-- [start:policy]
 # Standard Webhooks' example schedule: immediately, then these waits before
@@ -59,18 +63,28 @@ class RetryPolicy:
         jitter: Draw each wait below its ceiling. ``False`` waits the full
             ceiling: the synchronized schedule that causes retry herds.
         max_retry_after: The longest ``Retry-After`` honoured, in seconds.
+        permanent: Statuses that fail a delivery at once. Empty by default:
+            like Standard Webhooks, every non-2xx but 410 is retried.
     """
 
     schedule: tuple[float, ...] = STANDARD_WEBHOOKS_SCHEDULE
     jitter: bool = True
     max_retry_after: float = 86_400.0
+    permanent: frozenset[int] = frozenset()
 
     @classmethod
     def exponential(
-        cls, base: float, cap: float, retries: int, *, jitter: bool = True
+        cls,
+        base: float,
+        cap: float,
+        retries: int,
+        *,
+        jitter: bool = True,
+        permanent: frozenset[int] = frozenset(),
     ) -> RetryPolicy:
         """Ceilings ``base``, ``2 * base``, ``4 * base`` ... capped at ``cap``."""
-        return cls(tuple(min(cap, base * 2**n) for n in range(retries)), jitter)
+        ceilings = tuple(min(cap, base * 2**n) for n in range(retries))
+        return cls(ceilings, jitter, permanent=permanent)
 
     @property
     def max_attempts(self) -> int:
@@ -140,17 +154,17 @@ class Outcome(enum.Enum):
 
     DELIVERED = "delivered"
     RETRY = "retry"
-    REJECTED = "rejected"  # a permanent failure: retrying repeats it
+    REJECTED = "rejected"  # a status you declared permanent
     GONE = "gone"  # 410: the receiver wants no more webhooks
 
 
-def classify(status: int | None) -> Outcome:
+def classify(status: int | None, permanent: frozenset[int] = frozenset()) -> Outcome:
     """Classify an HTTP status; ``None`` means no response (timeout, refused).
 
-    2xx is delivered. 410 Gone disables the endpoint. 408 (the receiver timed
-    out reading the request) and 429 (slow down) are retried. Any other 4xx
-    says the request itself is wrong, so it is not retried. Everything else
-    (3xx, which is never followed, 5xx, and no response at all) is retried.
+    2xx is delivered. 410 Gone disables the endpoint. A status in
+    ``permanent`` fails the delivery without a retry. Everything else (3xx,
+    which is never followed, every other 4xx, 5xx, and no response at all)
+    is retried: a 404 or 401 is often a deploy or a rotated key away from 200.
     """
     if status is None:
         return Outcome.RETRY
@@ -158,7 +172,7 @@ def classify(status: int | None) -> Outcome:
         return Outcome.DELIVERED
     if status == 410:
         return Outcome.GONE
-    if 400 <= status < 500 and status not in (408, 429):
+    if status in permanent:
         return Outcome.REJECTED
     return Outcome.RETRY
 
@@ -282,6 +296,8 @@ CREATE TABLE IF NOT EXISTS delivery (
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL,
     last_result     TEXT,
+    lease_owner     TEXT,              -- the dispatcher sending it now
+    lease_until     REAL,              -- after this, another may take it
     UNIQUE (webhook_id, url)
 );
 CREATE INDEX IF NOT EXISTS delivery_due
@@ -298,23 +314,39 @@ CREATE TABLE IF NOT EXISTS disabled_endpoint (url TEXT PRIMARY KEY, at REAL NOT 
 # --8<-- [end:ledger]
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One due delivery, leased to one dispatcher for one attempt."""
+
+    delivery_id: int
+    webhook_id: str
+    url: str
+    body: bytes
+    attempts: int  # attempts made before this one
+
+
 class RetryDispatcher:
     """Send webhooks from a SQLite ledger, retrying on a jittered schedule.
 
     A delivery is one event for one endpoint URL. Its state is ``pending``
-    until it ends ``delivered``, ``failed`` (rejected, or out of attempts) or
-    ``disabled`` (the endpoint answered 410 Gone). The schedule is stored as
-    wall-clock times, so a restarted dispatcher carries on where it stopped.
-    One dispatcher sends one request at a time and owns its connection.
+    until it ends ``delivered``, ``failed`` (a permanent status, or out of
+    attempts) or ``disabled`` (the endpoint answered 410 Gone). The schedule
+    is stored as wall-clock times, so a restarted dispatcher carries on where
+    it stopped. Several dispatchers, each with its own connection to the same
+    ledger file, share the work: each attempt is leased to one of them first.
 
     Args:
         db: The ledger; the schema is created if missing.
         policy: The retry schedule; Standard Webhooks' example by default.
         clock: `SystemClock` by default; `VirtualClock` in simulations.
         rng: The source of jitter; pass ``random.Random(seed)`` to repeat a run.
-        timeout: Seconds per attempt. Standard Webhooks recommends 15 to 30.
+        timeout: Seconds per socket operation. Standard Webhooks recommends 15
+            to 30.
         secret: A ``whsec_...`` key: each attempt is then signed the Standard
             Webhooks way, with the attempt's own timestamp.
+        lease: Seconds a claimed attempt stays reserved; after that, another
+            dispatcher may take it. Make it longer than any attempt can run
+            (``4 * timeout`` by default).
     """
 
     def __init__(
@@ -326,13 +358,18 @@ class RetryDispatcher:
         rng: random.Random | None = None,
         timeout: float = 15.0,
         secret: str | None = None,
+        lease: float | None = None,
     ) -> None:
         self._db = db
         self._policy = policy or RetryPolicy()
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._timeout = timeout
-        self._signer = Webhook(secret) if secret else None
+        self._lease = 4 * timeout if lease is None else lease
+        self._owner = uuid.uuid4().hex  # this dispatcher's name in the ledger
+        if secret is not None:
+            parse_secret(secret)  # a malformed secret fails here, not per attempt
+        self._secret = secret
         db.executescript(SCHEMA)
 
     # --8<-- [start:enqueue]
@@ -356,35 +393,77 @@ class RetryDispatcher:
 
     # --8<-- [end:enqueue]
 
+    # --8<-- [start:claim]
+    def claim(self) -> Claim | None:
+        """Lease the oldest due delivery that nobody holds, or return ``None``.
+
+        ``BEGIN IMMEDIATE`` takes SQLite's write lock before the read, so two
+        dispatchers cannot pick the same row. A lease that ran out (its
+        dispatcher died mid-attempt) is up for grabs again.
+        """
+        now = self._clock.now()
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "SELECT id, webhook_id, url, body, attempts FROM delivery"
+                " WHERE state = 'pending' AND next_attempt_at <= ?"
+                " AND (lease_until IS NULL OR lease_until <= ?)"
+                " ORDER BY next_attempt_at, id LIMIT 1",
+                (now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            self._db.execute(
+                "UPDATE delivery SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                (self._owner, now + self._lease, row[0]),
+            )
+        return Claim(*row)
+
+    # --8<-- [end:claim]
+
     # --8<-- [start:attempt]
-    def _attempt(self, row: tuple[int, str, str, bytes, int]) -> Outcome:
-        delivery_id, webhook_id, url, body, attempts = row
-        number, sent_at = attempts + 1, self._clock.now()
-        headers = self._headers(webhook_id, sent_at, body)
-        response = post(url, body, headers, self._timeout)
-        outcome = classify(response.status)
+    def deliver(self, claim: Claim) -> Outcome | None:
+        """Make one attempt and record it; ``None`` if the lease was lost.
+
+        The ledger is only written while this dispatcher still holds the
+        lease, so a late result cannot overwrite a newer attempt's.
+        """
+        number, sent_at = claim.attempts + 1, self._clock.now()
+        headers = self._headers(claim.webhook_id, sent_at, claim.body)
+        response = post(claim.url, claim.body, headers, self._timeout)
+        outcome = classify(response.status, self._policy.permanent)
         state, next_at = self._next(outcome, number, response)
         with self._db:  # one transaction: the attempt and the new schedule
+            kept = self._db.execute(
+                "UPDATE delivery SET state = ?, attempts = ?, next_attempt_at = ?,"
+                " last_result = ?, lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND lease_owner = ? AND state = 'pending'",
+                (state, number, next_at, response.summary, claim.delivery_id,
+                 self._owner),
+            ).rowcount  # fmt: skip
+            if not kept:
+                log.warning("lease lost for %s; result dropped", claim.webhook_id)
+                return None
             self._db.execute(
                 "INSERT INTO attempt VALUES (?, ?, ?, ?)",
-                (delivery_id, number, sent_at, response.summary),
+                (claim.delivery_id, number, sent_at, response.summary),
             )
-            self._db.execute(
-                "UPDATE delivery SET state = ?, attempts = ?, next_attempt_at = ?,"
-                " last_result = ? WHERE id = ?",
-                (state, number, next_at, response.summary, delivery_id),
-            )
-            if outcome is Outcome.GONE:  # park every delivery to this URL
-                self._db.execute(
-                    "INSERT OR IGNORE INTO disabled_endpoint VALUES (?, ?)",
-                    (url, self._clock.now()),
-                )
-                self._db.execute(
-                    "UPDATE delivery SET state = 'disabled', next_attempt_at = NULL"
-                    " WHERE url = ? AND state = 'pending'",
-                    (url,),
-                )
+            if outcome is Outcome.GONE:
+                self._disable(claim.url)
         return outcome
+
+    def _disable(self, url: str) -> None:
+        """410 Gone: park every other pending delivery to this URL."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO disabled_endpoint VALUES (?, ?)",
+            (url, self._clock.now()),
+        )
+        self._db.execute(
+            "UPDATE delivery SET state = 'disabled', next_attempt_at = NULL,"
+            " lease_owner = NULL, lease_until = NULL"
+            " WHERE url = ? AND state = 'pending'",
+            (url,),
+        )
 
     # --8<-- [end:attempt]
 
@@ -408,33 +487,25 @@ class RetryDispatcher:
 
     def _headers(self, webhook_id: str, sent_at: float, body: bytes) -> dict[str, str]:
         timestamp = int(sent_at)  # each attempt carries its own time
-        headers = {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp)}
-        if self._signer is not None:
-            when = datetime.fromtimestamp(timestamp, tz=UTC)
-            headers["webhook-signature"] = self._signer.sign(
-                webhook_id, when, body.decode()
-            )
-        return headers
+        if self._secret is None:
+            return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp)}
+        return signature_headers([self._secret], webhook_id, timestamp, body)
 
     # --8<-- [start:run]
     def run_due(self, limit: int = 100, stop: threading.Event | None = None) -> int:
-        """Attempt each due delivery once, oldest first; return how many were due.
+        """Claim and attempt due deliveries, one at a time; return how many.
 
-        A set ``stop`` ends the batch before the next attempt.
+        Stops after ``limit`` attempts, when nothing is due, or when ``stop``
+        is set.
         """
-        rows = self._db.execute(
-            "SELECT id, webhook_id, url, body, attempts FROM delivery"
-            " WHERE state = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at, id LIMIT ?",
-            (self._clock.now(), limit),
-        ).fetchall()
-        gone: set[str] = set()  # disabled during this batch: skip the rest
-        for row in rows:
-            if stop is not None and stop.is_set():
+        attempted = 0
+        while attempted < limit and not (stop is not None and stop.is_set()):
+            claim = self.claim()
+            if claim is None:
                 break
-            if row[2] not in gone and self._attempt(row) is Outcome.GONE:
-                gone.add(row[2])
-        return len(rows)
+            self.deliver(claim)
+            attempted += 1
+        return attempted
 
     def run(
         self, stop: threading.Event, *, until_idle: bool = False, max_wait: float = 1.0
@@ -445,12 +516,13 @@ class RetryDispatcher:
             stop: Set it to shut down; a wait in progress ends at once.
             until_idle: Return when no delivery is pending.
             max_wait: The longest sleep between checks, so that deliveries
-                enqueued by another connection are picked up.
+                enqueued or released by another dispatcher are picked up.
         """
         while not stop.is_set():
             self.run_due(stop=stop)
-            (due,) = self._db.execute(
-                "SELECT min(next_attempt_at) FROM delivery WHERE state = 'pending'"
+            (due,) = self._db.execute(  # a leased row is due when its lease ends
+                "SELECT min(max(next_attempt_at, coalesce(lease_until, 0)))"
+                " FROM delivery WHERE state = 'pending'"
             ).fetchone()
             if due is None and until_idle:
                 return
@@ -468,6 +540,7 @@ class Reply:
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
     hang: float = 0.0  # seconds to hold the request before answering
+    until: threading.Event | None = None  # ends the hang early once set
 
 
 @dataclass(frozen=True)
@@ -550,7 +623,14 @@ class Receiver:
                 reply = receiver._receive(headers, body)
                 try:
                     if reply.hang:
-                        receiver._released.wait(reply.hang)
+                        deadline = time.monotonic() + reply.hang
+                        while not receiver._released.is_set() and not (
+                            reply.until is not None and reply.until.is_set()
+                        ):
+                            left = deadline - time.monotonic()
+                            if left <= 0:
+                                break
+                            receiver._released.wait(min(left, 0.01))
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)

@@ -277,6 +277,7 @@ def test_rejected_deliveries_are_dead_lettered_and_do_not_trip_the_breaker() -> 
         sender = FanOutSender(
             [Endpoint("strict", receiver.url)],
             failure_threshold=2,
+            permanent=frozenset({422}),
             on_result=results,
         )
         with sender:
