@@ -7,9 +7,11 @@ gets a lane of its own:
 
 * a bounded backlog that `FanOutSender.publish` never waits for;
 * at most ``max_in_flight`` requests to that endpoint at a time;
+* a backoff per delivery: a failed delivery waits its own jittered delay while
+  the lane sends the others;
 * a `CircuitBreaker` that stops sending after repeated failures, opens at once
-  when the endpoint sends ``Retry-After``, and lets one probe through when the
-  cooldown ends.
+  when the endpoint sends ``Retry-After``, lets one probe through when the
+  cooldown ends, and ignores results of requests sent before it changed state.
 
 `SharedQueueSender` is the broken version, kept for the tests and the demo.
 """
@@ -17,7 +19,10 @@ gets a lane of its own:
 from __future__ import annotations
 
 import enum
+import heapq
+import itertools
 import queue
+import random
 import threading
 import time
 from collections import Counter, deque
@@ -32,6 +37,7 @@ from snippets.webhook_design.retry_schedule import (
     Receiver,
     Reply,
     Response,
+    RetryPolicy,
     classify,
     parse_retry_after,
     post,
@@ -60,16 +66,18 @@ ResultHook = Callable[[Endpoint, Delivery, Response], None]
 
 # --8<-- [start:broken]
 class SharedQueueSender:
-    """The broken version: every endpoint's deliveries in one FIFO, one worker.
+    """The broken version: every endpoint's deliveries in one FIFO, one pool.
 
-    A delivery to an endpoint that hangs holds the worker for the whole
-    timeout, and every delivery queued behind it waits, whatever its endpoint.
+    A delivery to an endpoint that hangs holds a worker for the whole
+    timeout. Once every worker holds one, every delivery queued behind them
+    waits, whatever its endpoint.
     """
 
     def __init__(
         self,
         endpoints: Sequence[Endpoint],
         *,
+        workers: int = 1,
         timeout: float = 15.0,
         on_result: ResultHook | None = None,
     ) -> None:
@@ -77,7 +85,9 @@ class SharedQueueSender:
         self._timeout, self._on_result = timeout, on_result
         self._queue: queue.Queue[tuple[Endpoint, Delivery]] = queue.Queue()
         self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, daemon=True)
+        self._workers = [
+            threading.Thread(target=self._work, daemon=True) for _ in range(workers)
+        ]
 
     def publish(self, event_id: str, body: bytes) -> None:
         for endpoint in self._endpoints:  # fan-out: one delivery per endpoint
@@ -97,13 +107,16 @@ class SharedQueueSender:
     # --8<-- [end:broken]
 
     def start(self) -> None:
-        """Start the worker."""
-        self._worker.start()
+        """Start the workers."""
+        for worker in self._workers:
+            worker.start()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop after the delivery in progress; queued ones are dropped."""
+        """Stop after the deliveries in progress; queued ones are dropped."""
         self._stop.set()
-        self._worker.join(timeout)
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
 
 
 class State(enum.Enum):
@@ -115,6 +128,19 @@ class State(enum.Enum):
 
 
 # --8<-- [start:breaker]
+@dataclass(frozen=True)
+class Permit:
+    """Leave to send one request, stamped with the breaker's epoch.
+
+    The epoch changes whenever the breaker changes state, so the breaker can
+    tell a result that belongs to its current state from one that was in
+    flight when it opened.
+    """
+
+    epoch: int
+    probe: bool = False
+
+
 class CircuitBreaker:
     """Stop calling an endpoint that keeps failing, and probe it later.
 
@@ -122,8 +148,9 @@ class CircuitBreaker:
     it. Open: nothing goes through until the cooldown ends. Half-open: exactly
     one probe goes through; success closes the breaker, failure opens it again
     with twice the cooldown (at most ``max_cooldown``). A ``Retry-After`` from
-    the endpoint opens it at once for that long. The lock guards the state
-    only; it is never held while a request is in flight.
+    the endpoint opens it at once for that long. A result whose permit is from
+    an earlier state is ignored. The lock guards the state only; it is never
+    held while a request is in flight.
 
     Args:
         failure_threshold: Consecutive failures that open the breaker.
@@ -142,7 +169,7 @@ class CircuitBreaker:
         self._threshold, self._base = failure_threshold, cooldown
         self._max, self._clock = max_cooldown, clock
         self._lock = threading.Lock()
-        self._state, self._failures = State.CLOSED, 0
+        self._state, self._failures, self._epoch = State.CLOSED, 0, 0
         self._cooldown, self._open_until = cooldown, 0.0
         self._probing = False
 
@@ -155,53 +182,67 @@ class CircuitBreaker:
     # --8<-- [end:breaker]
 
     # --8<-- [start:acquire]
-    def acquire(self) -> float:
-        """0.0 if a request may go now, else seconds to wait before asking again.
+    def acquire(self) -> Permit | float:
+        """A `Permit` if a request may go now, else seconds to wait.
 
-        Every 0.0 must be followed by `success`, `failure` or `release`.
+        Every permit must be handed back with `success`, `failure` or
+        `release`.
         """
         with self._lock:
             now = self._clock()
             if self._state is State.OPEN:
                 if now < self._open_until:
                     return self._open_until - now
-                self._state, self._probing = State.HALF_OPEN, False
+                self._enter(State.HALF_OPEN)
             if self._state is State.HALF_OPEN:
                 if self._probing:  # one probe at a time
                     return min(0.05, self._cooldown)
                 self._probing = True
-            return 0.0
+                return Permit(self._epoch, probe=True)
+            return Permit(self._epoch)
+
+    def _enter(self, state: State) -> None:
+        """Change state; results of permits granted before are now stale."""
+        self._state, self._epoch, self._probing = state, self._epoch + 1, False
 
     # --8<-- [end:acquire]
 
     # --8<-- [start:record]
-    def release(self) -> None:
+    def release(self, permit: Permit) -> None:
         """Hand back a permit that was not used: nothing was sent."""
         with self._lock:
-            self._probing = False
+            if permit.probe and permit.epoch == self._epoch:
+                self._probing = False
 
-    def success(self) -> None:
-        """The endpoint answered: close, and forget past failures."""
+    def success(self, permit: Permit) -> None:
+        """The endpoint answered: forget past failures; a probe closes it."""
         with self._lock:
-            self._state, self._failures, self._probing = State.CLOSED, 0, False
-            self._cooldown = self._base
+            if permit.epoch != self._epoch:
+                return  # sent before the breaker opened: old news
+            if self._state is State.HALF_OPEN:
+                self._enter(State.CLOSED)
+                self._cooldown = self._base
+            self._failures = 0
 
-    def failure(self, retry_after: float | None = None) -> None:
+    def failure(self, permit: Permit, retry_after: float | None = None) -> None:
         """The endpoint failed; ``retry_after`` is its hint in seconds, if any."""
         with self._lock:
-            self._failures += 1
-            self._probing = False
+            if permit.epoch != self._epoch:
+                return  # in flight when the breaker opened: already counted
+            hint = 0.0 if retry_after is None else min(retry_after, self._max)
             if self._state is State.HALF_OPEN:  # the probe failed
                 self._cooldown = min(self._cooldown * 2, self._max)
-                self._open(self._cooldown)
-            elif retry_after is not None:  # accelerated: trust the endpoint
-                self._open(min(retry_after, self._max))
-            elif self._state is State.CLOSED and self._failures >= self._threshold:
+                self._open(max(self._cooldown, hint))
+                return
+            self._failures += 1
+            if retry_after is not None:  # accelerated: trust the endpoint
+                self._open(hint)
+            elif self._failures >= self._threshold:
                 self._open(self._cooldown)
 
     def _open(self, seconds: float) -> None:
-        self._state = State.OPEN
-        self._open_until = max(self._open_until, self._clock() + seconds)
+        self._enter(State.OPEN)
+        self._failures, self._open_until = 0, self._clock() + seconds
 
     # --8<-- [end:record]
 
@@ -225,8 +266,7 @@ class Lane:
         max_backlog: Deliveries waiting, at most; `offer` refuses more.
         breaker: The endpoint's circuit breaker.
         timeout: Seconds per request.
-        max_attempts: Attempts per delivery before it is dead-lettered.
-        permanent: Statuses that dead-letter a delivery at once (opt-in).
+        retry: When a failed delivery is tried again, and when it is dead.
         on_result: Called after every attempt, outside any lock.
     """
 
@@ -238,16 +278,17 @@ class Lane:
         max_backlog: int,
         breaker: CircuitBreaker,
         timeout: float,
-        max_attempts: int,
-        permanent: frozenset[int] = frozenset(),
+        retry: RetryPolicy,
         on_result: ResultHook | None = None,
     ) -> None:
         self.endpoint, self.breaker = endpoint, breaker
-        self._permanent = permanent
         self.stats = LaneStats()
         self._max_backlog, self._timeout = max_backlog, timeout
-        self._max_attempts, self._on_result = max_attempts, on_result
-        self._backlog: deque[Delivery] = deque()
+        self._retry, self._on_result = retry, on_result
+        self._rng = random.Random()
+        self._backlog: deque[Delivery] = deque()  # new deliveries, in order
+        self._later: list[tuple[float, int, Delivery]] = []  # (due, seq, delivery)
+        self._seq = itertools.count()
         self._ready = threading.Condition()
         self._stop = threading.Event()
         self._disabled = False
@@ -263,7 +304,7 @@ class Lane:
     def offer(self, delivery: Delivery) -> bool:
         """Queue a delivery without waiting; ``False`` if it is dead-lettered."""
         with self._ready:
-            if self._disabled or len(self._backlog) >= self._max_backlog:
+            if self._disabled or self._waiting() >= self._max_backlog:
                 why = "endpoint disabled" if self._disabled else "backlog full"
                 self.stats.dead.append((delivery.event_id, why))
                 return False
@@ -272,19 +313,32 @@ class Lane:
             return True
 
     def _take(self, timeout: float) -> Delivery | None:
+        """The next delivery: a retry that is due, else the oldest new one."""
+        deadline = time.monotonic() + timeout
         with self._ready:
-            if not self._backlog:
-                self._ready.wait(timeout)
-            if not self._backlog:
-                return None
-            self._in_flight += 1
-            return self._backlog.popleft()
+            while True:
+                now = time.monotonic()
+                if self._later and self._later[0][0] <= now:
+                    delivery = heapq.heappop(self._later)[2]
+                elif self._backlog:
+                    delivery = self._backlog.popleft()
+                elif now >= deadline or self._stop.is_set():
+                    return None
+                else:
+                    due = self._later[0][0] if self._later else deadline
+                    self._ready.wait(min(due, deadline) - now)
+                    continue
+                self._in_flight += 1
+                return delivery
+
+    def _waiting(self) -> int:
+        return len(self._backlog) + len(self._later)
 
     @property
     def waiting(self) -> int:
-        """Deliveries in the backlog, not counting those in flight."""
+        """Deliveries waiting, new or for a retry, not counting those in flight."""
         with self._ready:
-            return len(self._backlog)
+            return self._waiting()
 
     @property
     def in_flight(self) -> int:
@@ -297,52 +351,70 @@ class Lane:
     # --8<-- [start:work]
     def _work(self) -> None:
         while not self._stop.is_set():
-            wait = self.breaker.acquire()
-            if wait > 0:  # open: the backlog stays put while the endpoint rests
-                self._stop.wait(min(wait, 1.0))
+            permit = self.breaker.acquire()
+            if not isinstance(permit, Permit):  # open: the backlog stays put
+                self._stop.wait(min(permit, 1.0))
                 continue
             delivery = self._take(timeout=0.1)
             if delivery is None:
-                self.breaker.release()
+                self.breaker.release(permit)
                 continue
-            response = self._deliver(delivery)
+            response = self._deliver(delivery, permit)
             if self._on_result is not None:
                 self._on_result(self.endpoint, delivery, response)
 
-    def _deliver(self, delivery: Delivery) -> Response:
+    def _deliver(self, delivery: Delivery, permit: Permit) -> Response:
         headers = {"webhook-id": delivery.event_id}
         response = post(self.endpoint.url, delivery.body, headers, self._timeout)
         delivery.attempts += 1
-        outcome = classify(response.status, self._permanent)
+        outcome = classify(response.status, self._retry.permanent)
+        hint = parse_retry_after(response.retry_after, time.time())
         if outcome is Outcome.RETRY:  # tell the breaker before anyone retries
-            self.breaker.failure(parse_retry_after(response.retry_after, time.time()))
+            self.breaker.failure(permit, hint)
         else:
-            self.breaker.success()  # the endpoint answered
+            self.breaker.success(permit)  # the endpoint answered
         with self._ready:
             self._in_flight -= 1
-            if outcome is Outcome.DELIVERED:
-                self.stats.delivered += 1
-            elif outcome is Outcome.REJECTED:
-                self.stats.dead.append((delivery.event_id, response.summary))
-            elif outcome is Outcome.GONE:
-                self._disable(delivery)
-            elif delivery.attempts >= self._max_attempts:
-                self.stats.failed_attempts += 1
-                self.stats.dead.append((delivery.event_id, "out of attempts"))
-            else:
-                self.stats.failed_attempts += 1
-                self._backlog.appendleft(delivery)  # first in line again
-                self._ready.notify()
+            self._record(delivery, outcome, response, hint)
         return response
 
     # --8<-- [end:work]
 
+    # --8<-- [start:record-delivery]
+    def _record(
+        self,
+        delivery: Delivery,
+        outcome: Outcome,
+        response: Response,
+        hint: float | None,
+    ) -> None:
+        """Count the attempt; schedule a retry with backoff, or dead-letter it."""
+        if outcome is Outcome.DELIVERED:
+            self.stats.delivered += 1
+        elif outcome is Outcome.REJECTED:
+            self.stats.dead.append((delivery.event_id, response.summary))
+        elif outcome is Outcome.GONE:
+            self._disable(delivery)
+        else:
+            self.stats.failed_attempts += 1
+            wait = self._retry.delay(delivery.attempts, self._rng, hint)
+            if wait is None:
+                self.stats.dead.append((delivery.event_id, "out of attempts"))
+            else:  # the lane moves on; this one waits its own backoff
+                due = time.monotonic() + wait
+                heapq.heappush(self._later, (due, next(self._seq), delivery))
+                self._ready.notify()
+
+    # --8<-- [end:record-delivery]
+
     def _disable(self, delivery: Delivery) -> None:
         """410 Gone: dead-letter this delivery and the backlog; stop the workers."""
         self._disabled = True
-        for dead in (delivery, *self._backlog):
+        waiting = [*self._backlog, *(entry[2] for entry in sorted(self._later))]
+        for dead in (delivery, *waiting):
             self.stats.dead.append((dead.event_id, "410 Gone"))
         self._backlog.clear()
+        self._later.clear()
         self._stop.set()
 
     def start(self) -> None:
@@ -376,9 +448,8 @@ class FanOutSender:
         failure_threshold: Consecutive failures that open an endpoint's breaker.
         cooldown: Seconds a breaker first stays open; doubles on a failed probe.
         max_cooldown: The longest a breaker stays open.
-        max_attempts: Attempts per delivery before it is dead-lettered.
-        permanent: Statuses that dead-letter a delivery at once; empty by
-            default, so every failure but 410 is retried.
+        retry: Each delivery's own backoff, attempts and permanent statuses;
+            by default 10 attempts, full jitter below 1 s, 2 s, 4 s ... 5 min.
         on_result: Called after every attempt with the endpoint, the delivery
             and the response.
     """
@@ -394,10 +465,10 @@ class FanOutSender:
         failure_threshold: int = 5,
         cooldown: float = 30.0,
         max_cooldown: float = 600.0,
-        max_attempts: int = 10,
-        permanent: frozenset[int] = frozenset(),
+        retry: RetryPolicy | None = None,
         on_result: ResultHook | None = None,
     ) -> None:
+        retry = retry or RetryPolicy.exponential(1.0, 300.0, 9)
         self.lanes = {
             endpoint.name: Lane(
                 endpoint,
@@ -405,8 +476,7 @@ class FanOutSender:
                 max_backlog=max_backlog,
                 breaker=CircuitBreaker(failure_threshold, cooldown, max_cooldown),
                 timeout=timeout,
-                max_attempts=max_attempts,
-                permanent=permanent,
+                retry=retry,
                 on_result=on_result,
             )
             for endpoint in endpoints
@@ -446,6 +516,7 @@ class FanOutSender:
 
 EVENTS: Final = 20
 TIMEOUT: Final = 1.0  # seconds per request in the demo
+PER_LANE: Final = 2  # requests in flight per endpoint with lanes
 
 
 @contextmanager
@@ -465,18 +536,21 @@ def subscribers() -> Iterator[dict[str, Receiver]]:
 def when_slow_times_out(isolated: bool) -> Run:
     """Publish EVENTS events; count healthy receipts at the slow one's 1st timeout.
 
+    Both senders get the same number of workers: ``PER_LANE`` per endpoint.
     Returns the counts, and the lanes (none for the shared queue) once the
     healthy endpoints have every event and both bad endpoints' breakers are open.
     """
     snapshot: Counter[str] = Counter()
     timed_out, settled = threading.Event(), threading.Event()
     lanes: dict[str, Lane] = {}
+    first = threading.Lock()
 
     def on_result(endpoint: Endpoint, delivery: Delivery, response: Response) -> None:
-        if endpoint.name == "slow" and not timed_out.is_set():
-            for name in ("healthy-a", "healthy-b"):
-                snapshot[name] = len(receivers[name].arrivals)
-            timed_out.set()
+        with first:
+            if endpoint.name == "slow" and not timed_out.is_set():
+                for name in ("healthy-a", "healthy-b"):
+                    snapshot[name] = len(receivers[name].arrivals)
+                timed_out.set()
         if lanes and _settled(lanes):
             settled.set()
 
@@ -485,11 +559,18 @@ def when_slow_times_out(isolated: bool) -> Run:
         sender: FanOutSender | SharedQueueSender
         if isolated:
             sender = FanOutSender(
-                endpoints, timeout=TIMEOUT, failure_threshold=3, on_result=on_result
+                endpoints,
+                max_in_flight=PER_LANE,
+                timeout=TIMEOUT,
+                failure_threshold=3,
+                on_result=on_result,
             )
             lanes.update(sender.lanes)
         else:
-            sender = SharedQueueSender(endpoints, timeout=TIMEOUT, on_result=on_result)
+            workers = PER_LANE * len(endpoints)
+            sender = SharedQueueSender(
+                endpoints, workers=workers, timeout=TIMEOUT, on_result=on_result
+            )
         sender.start()
         for n in range(EVENTS):
             sender.publish(f"evt_{n:02}", b'{"type":"invoice.paid"}')
@@ -524,7 +605,11 @@ def demo() -> list[str]:
 def summarize(shared: Run, isolated: Run) -> list[str]:
     """Healthy endpoints' receipts at the slow one's first timeout; breakers."""
     lines = []
-    titles = ("one shared queue, one worker", "per-endpoint lanes with breakers")
+    workers = PER_LANE * 4
+    titles = (
+        f"one shared queue, {workers} workers",
+        f"per-endpoint lanes, {PER_LANE} workers each, with breakers",
+    )
     for title, (snapshot, lanes) in zip(titles, (shared, isolated), strict=True):
         counts = ", ".join(f"{n} {snapshot[n]}/{EVENTS}" for n in sorted(snapshot))
         lines += [title, f"  at the slow endpoint's first timeout: {counts}"]
