@@ -209,14 +209,34 @@ def reserialized(raw: bytes) -> bytes:
 
 
 Effect = Callable[[sqlite3.Connection, Delivery], str]
-"""Applies one new delivery inside the claim's transaction; returns an outcome."""
+"""Applies one new delivery inside the claim's transaction; returns an outcome.
+
+Raise `ValueError` for a payload that can never be applied (it does not
+parse, or lacks what the effect needs): the delivery is then parked.
+"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     msg_id      TEXT PRIMARY KEY,
     received_at REAL NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS parked_deliveries (
+    msg_id      TEXT PRIMARY KEY REFERENCES webhook_deliveries (msg_id),
+    received_at REAL NOT NULL,
+    body        BLOB NOT NULL,
+    reason      TEXT NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class Parked:
+    """An authentic delivery that its effect could not apply, kept for a human."""
+
+    msg_id: str
+    received_at: float
+    body: bytes
+    reason: str
 
 
 class DeliveryStore:
@@ -240,7 +260,7 @@ class DeliveryStore:
         self._clock = clock
         with closing(self.connect()) as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-            conn.execute(SCHEMA)
+            conn.executescript(SCHEMA)
 
     def connect(self) -> sqlite3.Connection:
         """A new connection in autocommit mode; transactions are explicit."""
@@ -253,9 +273,10 @@ class DeliveryStore:
         """Claim the delivery's id and apply its effect, in one transaction.
 
         Returns:
-            ``"duplicate"`` if the id was claimed before; otherwise what
-            ``effect`` returns. If ``effect`` raises, the claim is rolled back
-            with it, so the provider's retry is applied.
+            ``"duplicate"`` if the id was claimed before; ``"parked"`` if
+            ``effect`` raised `ValueError`; otherwise what ``effect`` returns.
+            If ``effect`` raises anything else, the claim is rolled back with
+            it, so the provider's retry is applied.
         """
         with closing(self.connect()) as conn:
             conn.execute("BEGIN IMMEDIATE")  # one writer at a time
@@ -265,7 +286,9 @@ class DeliveryStore:
                     " VALUES (?, ?) ON CONFLICT (msg_id) DO NOTHING",
                     (delivery.msg_id, self._clock()),
                 ).rowcount  # 1: this copy is first; 0: seen before
-                outcome = effect(conn, delivery) if claimed else "duplicate"
+                outcome = (
+                    self._apply(conn, delivery, effect) if claimed else "duplicate"
+                )
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -273,6 +296,36 @@ class DeliveryStore:
             return outcome
 
     # --8<-- [end:claim]
+
+    # --8<-- [start:park]
+    def _apply(
+        self, conn: sqlite3.Connection, delivery: Delivery, effect: Effect
+    ) -> str:
+        """Run the effect; park a delivery whose payload it cannot apply."""
+        conn.execute("SAVEPOINT effect")
+        try:
+            outcome = effect(conn, delivery)
+        except ValueError as error:  # signed, so retrying sends the same bytes
+            conn.execute("ROLLBACK TO effect")  # undo the effect, keep the claim
+            conn.execute(
+                "INSERT INTO parked_deliveries VALUES (?, ?, ?, ?)",
+                (delivery.msg_id, self._clock(), delivery.body, repr(error)),
+            )
+            log.warning("parked delivery %s: %r", delivery.msg_id, error)
+            outcome = "parked"
+        conn.execute("RELEASE effect")
+        return outcome
+
+    def parked(self) -> list[Parked]:
+        """Every parked delivery, oldest first: alert on them, fix, replay."""
+        with closing(self.connect()) as conn:
+            rows = conn.execute(
+                "SELECT msg_id, received_at, body, reason FROM parked_deliveries"
+                " ORDER BY received_at, msg_id"
+            ).fetchall()
+        return [Parked(*row) for row in rows]
+
+    # --8<-- [end:park]
 
     # --8<-- [start:prune]
     def prune(self, older_than: float) -> int:
@@ -338,10 +391,8 @@ class _Handler(BaseHTTPRequestHandler):
             delivery = server.verifier.verify(dict(self.headers.items()), body)
         except VerificationError as error:
             return self._answer(401, str(error))
-        try:
+        try:  # a payload the effect cannot apply is parked, and answered 200
             outcome = server.store.accept(delivery, server.effect)
-        except ValueError:  # the payload is signed but not what we expect
-            return self._answer(400, "malformed payload")
         except sqlite3.Error:
             log.exception("cannot store delivery %s", delivery.msg_id)
             return self._answer(503, "try again later")  # the provider retries

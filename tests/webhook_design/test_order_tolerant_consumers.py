@@ -162,17 +162,14 @@ def test_concurrent_deliveries_for_one_object_end_at_the_newest(
     assert len(answers) == len(STATUSES) and "applied" in answers
 
 
-def test_a_malformed_update_is_refused_and_its_id_stays_unclaimed(
-    guarded: Consumer,
-) -> None:
+def test_a_malformed_update_is_parked_and_changes_nothing(guarded: Consumer) -> None:
     body = (
         b'{"type":"subscription.updated","data":{"id":"s","status":"x","version":"2"}}'
     )
     headers = signature_headers([guarded.secret], "evt_bad", int(time.time()), body)
-    assert post(guarded.url, headers, body) == (400, "malformed payload")
-    with sqlite3.connect(guarded.store.path) as conn:
-        claimed = conn.execute("SELECT count(*) FROM webhook_deliveries").fetchone()
-    assert claimed == (0,)  # a fixed sender can deliver it again
+    assert post(guarded.url, headers, body) == (200, "parked")  # no retries for days
+    assert [parked.msg_id for parked in guarded.store.parked()] == ["evt_bad"]
+    assert guarded.state("s") is None
 
 
 @pytest.mark.parametrize(

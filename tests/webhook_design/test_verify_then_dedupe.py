@@ -392,21 +392,29 @@ def test_a_failed_effect_releases_the_claim_for_the_retry(
     assert attempts == ["msg_flaky", "msg_flaky"]
 
 
-def test_a_signed_but_malformed_payload_is_refused_and_not_claimed(
+def test_a_signed_but_malformed_payload_is_parked_with_a_2xx(
     secret: str, store: DeliveryStore
 ) -> None:
+    # A 4xx would make the provider send the same bytes for days; they will
+    # never parse. Keep them for a human, and tell the provider to stop.
+    with closing(store.connect()) as conn:
+        conn.execute("CREATE TABLE effects (msg_id TEXT)")
+
     def parse(conn: sqlite3.Connection, delivery: Delivery) -> str:
-        delivery.payload()
+        conn.execute("INSERT INTO effects VALUES (?)", (delivery.msg_id,))
+        delivery.payload()  # raises: the effect's own write is rolled back
         return "accepted"
 
     body = b"{not json"
     headers = signature_headers([secret], "msg_garbled", now(), body)
     with WebhookReceiver(Verifier([secret]), store, parse) as receiver:
-        assert post(receiver.url, headers, body) == (400, "malformed payload")
+        assert post(receiver.url, headers, body) == (200, "parked")
+        assert post(receiver.url, headers, body) == (200, "duplicate")
+    (parked,) = store.parked()
+    assert (parked.msg_id, parked.body) == ("msg_garbled", body)
+    assert "JSONDecodeError" in parked.reason
     with closing(store.connect()) as conn:
-        assert conn.execute("SELECT count(*) FROM webhook_deliveries").fetchone() == (
-            0,
-        )
+        assert conn.execute("SELECT count(*) FROM effects").fetchone() == (0,)
 
 
 def test_prune_forgets_only_old_ids(tmp_path: Path) -> None:
