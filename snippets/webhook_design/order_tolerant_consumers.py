@@ -31,6 +31,7 @@ from itertools import permutations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from snippets.support.webhook_design_endpoint import post_webhook
 from snippets.webhook_design.verify_then_dedupe import (
     Delivery,
     DeliveryStore,
@@ -38,7 +39,6 @@ from snippets.webhook_design.verify_then_dedupe import (
     Verifier,
     WebhookReceiver,
     new_secret,
-    post,
     signature_headers,
 )
 
@@ -209,7 +209,7 @@ class Consumer:
             body = Update(object_id, STATUSES[version], version).body()
             msg_id = f"evt_{object_id}_v{version}"
             headers = signature_headers([self.secret], msg_id, int(time.time()), body)
-            status, text = post(self.url, headers, body)
+            status, text = post_webhook(self.url, headers, body)
             answers.append(text if status == 200 else f"{status} {text}")
         return answers
 

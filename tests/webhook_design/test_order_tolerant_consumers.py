@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from snippets.support.webhook_design_endpoint import post_webhook as post
 from snippets.webhook_design.order_tolerant_consumers import (
     ORDERS,
     PG_SCHEMA,
@@ -44,7 +45,6 @@ from snippets.webhook_design.order_tolerant_consumers import (
 from snippets.webhook_design.verify_then_dedupe import (
     Delivery,
     new_secret,
-    post,
     signature_headers,
 )
 from tests.conftest import ROOT, OutputCheck, Postgres
