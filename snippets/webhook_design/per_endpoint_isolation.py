@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
 
+from snippets.support.webhook_design_endpoint import Receiver, Reply
 from snippets.webhook_design.retry_schedule import (
     Outcome,
-    Receiver,
-    Reply,
     Response,
     RetryPolicy,
     classify,

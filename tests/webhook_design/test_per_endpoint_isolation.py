@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
+from snippets.support.webhook_design_endpoint import Receiver, Reply
 from snippets.webhook_design.per_endpoint_isolation import (
     EVENTS,
     CircuitBreaker,
@@ -32,12 +33,7 @@ from snippets.webhook_design.per_endpoint_isolation import (
     summarize,
     when_slow_times_out,
 )
-from snippets.webhook_design.retry_schedule import (
-    Receiver,
-    Reply,
-    Response,
-    RetryPolicy,
-)
+from snippets.webhook_design.retry_schedule import Response, RetryPolicy
 from tests.conftest import ROOT, OutputCheck
 
 BODY = b'{"type":"invoice.paid"}'

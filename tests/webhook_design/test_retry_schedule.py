@@ -13,8 +13,6 @@ import platform
 import random
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,23 +23,17 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
+from snippets.support.webhook_design_clock import VirtualClock
+from snippets.support.webhook_design_endpoint import Receiver, Reply
 from snippets.webhook_design.retry_schedule import (
-    POLICIES,
     STANDARD_WEBHOOKS_SCHEDULE,
     Outcome,
-    Receiver,
-    Reply,
     RetryDispatcher,
     RetryPolicy,
-    VirtualClock,
     classify,
-    herd,
     parse_retry_after,
-    per_second,
-    schedule_table,
-    summarize,
 )
-from tests.conftest import ROOT, OutputCheck
+from snippets.webhook_design.retry_schedule.demo import POLICIES, herd, per_second
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BODY = b'{"type":"invoice.paid","data":{"id":"in_1"}}'
@@ -502,29 +494,3 @@ def test_every_delivery_arrives_exactly_once_after_recovery(
 ) -> None:
     for arrivals in herds.values():
         assert sum(per_second(arrivals, since=60).values()) == 100
-
-
-# -- the output the page shows --------------------------------------------------- #
-
-
-def test_demo_output_matches_the_page(
-    herds: dict[str, list[float]], expected_output: OutputCheck
-) -> None:
-    lines = summarize(herds)
-    expected_output("webhook_design/retry_schedule.herd", "\n".join(lines))
-    expected_output(
-        "webhook_design/retry_schedule.schedule", "\n".join(schedule_table())
-    )
-
-
-def test_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.webhook_design.retry_schedule"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "exponential, full jitter" in result.stdout
-    assert "24.0 h" in result.stdout
