@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import platform
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,20 +19,20 @@ import pytest
 
 from snippets.support.webhook_design_endpoint import Receiver, Reply
 from snippets.webhook_design.per_endpoint_isolation import (
-    EVENTS,
     CircuitBreaker,
     Delivery,
     Endpoint,
     FanOutSender,
     Permit,
-    Run,
-    SharedQueueSender,
     State,
-    summarize,
+)
+from snippets.webhook_design.per_endpoint_isolation.broken import SharedQueueSender
+from snippets.webhook_design.per_endpoint_isolation.demo import (
+    EVENTS,
+    Run,
     when_slow_times_out,
 )
 from snippets.webhook_design.retry_schedule import Response, RetryPolicy
-from tests.conftest import ROOT, OutputCheck
 
 BODY = b'{"type":"invoice.paid"}'
 
@@ -549,31 +547,3 @@ def test_half_open_lets_one_of_a_hundred_racing_callers_through() -> None:
         thread.join(timeout=5)
         assert not thread.is_alive()
     assert sum(isinstance(permit, Permit) for permit in permits) == 1
-
-
-# -- the output the page shows ------------------------------------------------------ #
-
-
-def test_demo_output_matches_the_page(
-    shared: Run, isolated: Run, expected_output: OutputCheck
-) -> None:
-    lines = summarize(shared, isolated)
-    split = next(n for n, line in enumerate(lines) if line.startswith("per-endpoint"))
-    shown = "\n".join(lines[:split])
-    expected_output("webhook_design/per_endpoint_isolation.shared", shown)
-    expected_output(
-        "webhook_design/per_endpoint_isolation.lanes", "\n".join(lines[split:])
-    )
-
-
-def test_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.webhook_design.per_endpoint_isolation"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "healthy-a 20/20" in result.stdout
-    assert "healthy-a 8/20" in result.stdout
