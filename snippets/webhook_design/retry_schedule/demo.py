@@ -33,7 +33,7 @@ def herd(
     """Arrival times (s) at a receiver that answers 503 for the first ``outage`` s.
 
     Every delivery is enqueued at t=0 and fails while the receiver is down.
-    Time is virtual, so a run takes about a second; the requests are real.
+    Time is virtual, so nothing waits; the requests are real.
     """
     clock = VirtualClock()
     start = clock.now()
