@@ -131,6 +131,8 @@ class Lane:
                 self._in_flight += 1
                 return delivery
 
+    # --8<-- [end:offer]
+
     def _waiting(self) -> int:
         return len(self._backlog) + len(self._later)
 
@@ -145,8 +147,6 @@ class Lane:
         """Requests to this endpoint in progress."""
         with self._ready:
             return self._in_flight
-
-    # --8<-- [end:offer]
 
     # --8<-- [start:work]
     def _work(self) -> None:
