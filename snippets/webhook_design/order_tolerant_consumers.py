@@ -21,29 +21,33 @@ import json
 import logging
 import random
 import sqlite3
+import sys
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import permutations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from snippets.webhook_design.verify_then_dedupe import (
-    Delivery,
-    DeliveryStore,
-    Effect,
-    Verifier,
-    WebhookReceiver,
-    new_secret,
-    post,
-    signature_headers,
-)
+from snippets.support import services
+from snippets.support import webhook_design_subscriptions as harness
+from snippets.support.cases import run_cases
+from snippets.webhook_design.verify_then_dedupe import Delivery, new_secret
 
 if TYPE_CHECKING:
     import psycopg
+
+__all__ = [
+    "PG_SCHEMA",
+    "PG_UPSERT_IF_NEWER",
+    "SCHEMA",
+    "STATUSES",
+    "UPSERT_IF_NEWER",
+    "Update",
+    "apply_if_newer",
+    "apply_if_newer_pg",
+]
 
 log = logging.getLogger(__name__)
 
@@ -175,58 +179,6 @@ def apply_checked_in_python_pg(conn: psycopg.Connection[Any], update: Update) ->
 # --8<-- [end:postgres]
 
 
-# --------------------------------------------------------------------------- #
-# The demo: deliveries over HTTP to a receiver with one effect or the other
-# --------------------------------------------------------------------------- #
-
-
-@contextmanager
-def consumer(directory: Path, effect: Effect, secret: str) -> Iterator[Consumer]:
-    """A receiver on loopback whose deliveries ``effect`` applies."""
-    store = DeliveryStore(directory / f"{effect.__name__}.db")
-    with closing(store.connect()) as conn:
-        conn.execute(SCHEMA)
-    with WebhookReceiver(Verifier([secret]), store, effect) as receiver:
-        yield Consumer(receiver.url, store, secret)
-
-
-@dataclass
-class Consumer:
-    """A running receiver, and what a sender needs to reach it."""
-
-    url: str
-    store: DeliveryStore
-    secret: str
-
-    def deliver(self, object_id: str, versions: Iterable[int]) -> list[str]:
-        """Send each version's event, in this order; return the answers.
-
-        A version sent twice is the same event: same ``webhook-id``, new
-        attempt timestamp, as a provider's retry.
-        """
-        answers = []
-        for version in versions:
-            body = Update(object_id, STATUSES[version], version).body()
-            msg_id = f"evt_{object_id}_v{version}"
-            headers = signature_headers([self.secret], msg_id, int(time.time()), body)
-            status, text = post(self.url, headers, body)
-            answers.append(text if status == 200 else f"{status} {text}")
-        return answers
-
-    def state(self, object_id: str) -> tuple[str, int] | None:
-        """The stored status and version of one subscription."""
-        with closing(self.store.connect()) as conn:
-            row = conn.execute(
-                "SELECT status, version FROM subscriptions WHERE id = ?", (object_id,)
-            ).fetchone()
-        return None if row is None else (row[0], row[1])
-
-
-def describe(state: tuple[str, int] | None) -> str:
-    """A stored state for humans: ``"active (v2)"``, or ``"nothing"``."""
-    return "nothing" if state is None else f"{state[0]} (v{state[1]})"
-
-
 # --8<-- [start:demo]
 ORDERS = list(permutations(STATUSES))  # all 24 arrival orders of v1..v4
 
@@ -236,9 +188,9 @@ def compare(directory: Path) -> list[str]:
     lines = [f"{'effect':<22} {'v2 then v1':<16} all {len(ORDERS)} orders of v1..v4"]
     newest = (STATUSES[4], 4)
     for effect in (apply_last_write_wins, apply_if_newer):
-        with consumer(directory, effect, new_secret()) as running:
+        with harness.consumer(directory, effect, new_secret()) as running:
             running.deliver("sub_pair", [2, 1])
-            pair = describe(running.state("sub_pair"))
+            pair = harness.describe(running.state("sub_pair"))
             for number, order in enumerate(ORDERS):
                 running.deliver(f"sub_{number}", order)
             wrong = sum(running.state(f"sub_{n}") != newest for n in range(len(ORDERS)))
@@ -250,9 +202,9 @@ def shuffled_with_retries(directory: Path, seed: int = 7) -> list[str]:
     """Every event twice, in a seeded random order, through the full pattern."""
     arrivals: Sequence[int] = [*STATUSES, *STATUSES]
     arrivals = random.Random(seed).sample(arrivals, k=len(arrivals))
-    with consumer(directory, apply_if_newer, new_secret()) as running:
+    with harness.consumer(directory, apply_if_newer, new_secret()) as running:
         answers = Counter(running.deliver("sub_retry", arrivals))
-        final = describe(running.state("sub_retry"))
+        final = harness.describe(running.state("sub_retry"))
     counts = ", ".join(f"{answer} {answers[answer]}" for answer in sorted(answers))
     return [
         f"arrivals (seed {seed}): {' '.join(f'v{v}' for v in arrivals)}",
@@ -264,8 +216,35 @@ def shuffled_with_retries(directory: Path, seed: int = 7) -> list[str]:
 # --8<-- [end:demo]
 
 
+def show_compare() -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return compare(Path(tmp))
+
+
+def show_shuffled() -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return shuffled_with_retries(Path(tmp))
+
+
+def show_postgres() -> list[str]:
+    """Both PostgreSQL writers, v4 and v3 of one subscription at once."""
+    lines = []
+    with services.postgres() as pg:
+        for apply in (apply_checked_in_python_pg, apply_if_newer_pg):
+            final, _ = harness.race_on_postgres(pg.dsn, apply)
+            lines.append(
+                f"{apply.__name__:<27} v4 and v3 at once: {harness.describe(final)}"
+            )
+    return lines
+
+
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory() as tmp:
-        print(*compare(Path(tmp)), sep="\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        print(*shuffled_with_retries(Path(tmp)), sep="\n")
+    sys.exit(
+        run_cases(
+            {
+                "compare": show_compare,
+                "shuffled": show_shuffled,
+                "postgres": show_postgres,
+            }
+        )
+    )

@@ -13,41 +13,37 @@ from __future__ import annotations
 import platform
 import random
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from itertools import permutations
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
+from snippets.support.webhook_design_endpoint import post_webhook as post
+from snippets.support.webhook_design_subscriptions import (
+    Consumer,
+    consumer,
+    race_on_postgres,
+)
 from snippets.webhook_design.order_tolerant_consumers import (
     ORDERS,
-    PG_SCHEMA,
     STATUSES,
-    Consumer,
     Update,
     apply_checked_in_python_pg,
     apply_if_newer,
     apply_if_newer_pg,
     apply_last_write_wins,
-    compare,
-    consumer,
-    describe,
-    shuffled_with_retries,
 )
 from snippets.webhook_design.verify_then_dedupe import (
     Delivery,
     new_secret,
-    post,
     signature_headers,
 )
-from tests.conftest import ROOT, OutputCheck, Postgres
+from tests.conftest import Postgres
 
 NEWEST = (STATUSES[4], 4)
 
@@ -162,17 +158,14 @@ def test_concurrent_deliveries_for_one_object_end_at_the_newest(
     assert len(answers) == len(STATUSES) and "applied" in answers
 
 
-def test_a_malformed_update_is_refused_and_its_id_stays_unclaimed(
-    guarded: Consumer,
-) -> None:
+def test_a_malformed_update_is_parked_and_changes_nothing(guarded: Consumer) -> None:
     body = (
         b'{"type":"subscription.updated","data":{"id":"s","status":"x","version":"2"}}'
     )
     headers = signature_headers([guarded.secret], "evt_bad", int(time.time()), body)
-    assert post(guarded.url, headers, body) == (400, "malformed payload")
-    with sqlite3.connect(guarded.store.path) as conn:
-        claimed = conn.execute("SELECT count(*) FROM webhook_deliveries").fetchone()
-    assert claimed == (0,)  # a fixed sender can deliver it again
+    assert post(guarded.url, headers, body) == (200, "parked")  # no retries for days
+    assert [parked.msg_id for parked in guarded.store.parked()] == ["evt_bad"]
+    assert guarded.state("s") is None
 
 
 @pytest.mark.parametrize(
@@ -192,53 +185,6 @@ def test_update_parse_refuses_what_it_cannot_order(body: bytes) -> None:
 
 
 # -- PostgreSQL: where the guard must live ---------------------------------------- #
-
-
-def wait_until_waiting_on_a_lock(dsn: str, pid: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(dsn, autocommit=True) as watcher:
-        while time.monotonic() < deadline:
-            row = watcher.execute(
-                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
-            ).fetchone()
-            if row is not None and row[0] == "Lock":
-                return
-            time.sleep(0.01)
-    pytest.fail(f"backend {pid} never waited on a lock")
-
-
-Apply = Callable[[psycopg.Connection[Any], Update], bool]
-
-
-def race_on_postgres(dsn: str, apply: Apply) -> tuple[tuple[str, int], dict[int, bool]]:
-    """v4 and v3 of one subscription, in two transactions at the same time.
-
-    The v4 transaction writes first and holds the row lock; the v3 transaction
-    reads, then blocks on the lock; v4 commits; v3 finishes and commits.
-    """
-    with psycopg.connect(dsn, autocommit=True) as setup:
-        setup.execute(PG_SCHEMA)
-        setup.execute("INSERT INTO subscriptions VALUES ('sub_pg', 'active', 2)")
-    stored: dict[int, bool] = {}
-    with psycopg.connect(dsn) as newer, psycopg.connect(dsn) as older:
-        stored[4] = apply(newer, Update("sub_pg", STATUSES[4], 4))
-
-        def run_older() -> None:
-            stored[3] = apply(older, Update("sub_pg", STATUSES[3], 3))
-            older.commit()
-
-        thread = threading.Thread(target=run_older)
-        thread.start()
-        wait_until_waiting_on_a_lock(dsn, older.info.backend_pid)
-        newer.commit()
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "the v3 transaction is stuck"
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT status, version FROM subscriptions WHERE id = 'sub_pg'"
-        ).fetchone()
-    assert row is not None
-    return (row[0], row[1]), stored
 
 
 def server_version(dsn: str) -> str:
@@ -263,50 +209,3 @@ def test_postgres_guard_in_the_statement_keeps_the_newer_update(
     final, stored = race_on_postgres(postgres.dsn, apply_if_newer_pg)
     assert stored == {4: True, 3: False}  # re-checked against the committed v4
     assert final == NEWEST
-
-
-def test_postgres_output_matches_the_page(
-    postgres: Postgres, expected_output: OutputCheck
-) -> None:
-    lines = []
-    for apply in (apply_checked_in_python_pg, apply_if_newer_pg):
-        with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-            conn.execute("DROP TABLE IF EXISTS subscriptions")
-        final, _ = race_on_postgres(postgres.dsn, apply)
-        lines.append(f"{apply.__name__:<27} v4 and v3 at once: {describe(final)}")
-    expected_output(
-        "webhook_design/order_tolerant_consumers.postgres", "\n".join(lines)
-    )
-
-
-# -- the output the page shows ------------------------------------------------ #
-
-
-def test_compare_output_matches_the_page(
-    tmp_path: Path, expected_output: OutputCheck
-) -> None:
-    expected_output(
-        "webhook_design/order_tolerant_consumers.compare", "\n".join(compare(tmp_path))
-    )
-
-
-def test_shuffled_output_matches_the_page(
-    tmp_path: Path, expected_output: OutputCheck
-) -> None:
-    lines = shuffled_with_retries(tmp_path)
-    assert lines[-1] == f"final state: {describe(NEWEST)}"
-    expected_output(
-        "webhook_design/order_tolerant_consumers.shuffled", "\n".join(lines)
-    )
-
-
-def test_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.webhook_design.order_tolerant_consumers"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert "apply_if_newer         active (v2)" in result.stdout

@@ -13,10 +13,9 @@ import platform
 import random
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -24,23 +23,17 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
+from snippets.support.webhook_design_clock import VirtualClock
+from snippets.support.webhook_design_endpoint import Receiver, Reply
 from snippets.webhook_design.retry_schedule import (
-    POLICIES,
     STANDARD_WEBHOOKS_SCHEDULE,
     Outcome,
-    Receiver,
-    Reply,
     RetryDispatcher,
     RetryPolicy,
-    VirtualClock,
     classify,
-    herd,
     parse_retry_after,
-    per_second,
-    schedule_table,
-    summarize,
 )
-from tests.conftest import ROOT, OutputCheck
+from snippets.webhook_design.retry_schedule.demo import POLICIES, herd, per_second
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BODY = b'{"type":"invoice.paid","data":{"id":"in_1"}}'
@@ -195,12 +188,12 @@ def test_parse_retry_after_reads_both_forms() -> None:
         (200, Outcome.DELIVERED),
         (204, Outcome.DELIVERED),
         (301, Outcome.RETRY),
-        (400, Outcome.REJECTED),
-        (401, Outcome.REJECTED),
-        (404, Outcome.REJECTED),
+        (400, Outcome.RETRY),
+        (401, Outcome.RETRY),
+        (404, Outcome.RETRY),
         (408, Outcome.RETRY),
         (410, Outcome.GONE),
-        (422, Outcome.REJECTED),
+        (422, Outcome.RETRY),
         (429, Outcome.RETRY),
         (500, Outcome.RETRY),
         (502, Outcome.RETRY),
@@ -270,11 +263,25 @@ def test_an_absurd_retry_after_is_capped(db: sqlite3.Connection) -> None:
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-def test_permanent_client_errors_are_not_retried(
+def test_every_4xx_but_410_is_retried_by_default(
     db: sqlite3.Connection, status: int
 ) -> None:
-    policy = RetryPolicy.exponential(5, 3_600, 5)
-    _, receiver, (webhook_id,) = dispatch(db, lambda n, now: Reply(status), policy)
+    # Standard Webhooks: any non-2xx is a failure ("e.g: 404 and 500").
+    def answer(n: int, now: float) -> Reply:
+        return Reply(status) if n == 1 else Reply(200)
+
+    _, receiver, (webhook_id,) = dispatch(db, answer, RetryPolicy.exponential(5, 60, 3))
+    assert len(receiver.arrivals) == 2
+    assert state(db, webhook_id) == ("delivered", 2)
+    assert results(db, webhook_id) == [f"HTTP {status}", "HTTP 200"]
+
+
+def test_a_permanent_set_is_opt_in(db: sqlite3.Connection) -> None:
+    policy = RetryPolicy.exponential(5, 60, 3, permanent=frozenset({400, 422}))
+    assert classify(422, policy.permanent) is Outcome.REJECTED
+    assert classify(404, policy.permanent) is Outcome.RETRY
+    assert classify(410, policy.permanent) is Outcome.GONE
+    _, receiver, (webhook_id,) = dispatch(db, lambda n, now: Reply(422), policy)
     assert len(receiver.arrivals) == 1
     assert state(db, webhook_id) == ("failed", 1)
 
@@ -367,6 +374,77 @@ def test_the_schedule_survives_a_restart(tmp_path: Path) -> None:
     assert 3_600 <= gap <= 3_660
 
 
+def test_two_dispatchers_never_send_the_same_attempt_twice(tmp_path: Path) -> None:
+    # Each request is held until a second one is in flight, so both
+    # dispatchers have picked their first row before either one finishes.
+    both_busy = threading.Event()
+
+    def answer(n: int, now: float) -> Reply:
+        if n >= 2:
+            both_busy.set()
+        return Reply(200, hang=5.0, until=both_busy)
+
+    path, deliveries = tmp_path / "ledger.sqlite3", 20
+    sent: dict[str, int] = {}
+    with Receiver(answer) as receiver:
+        with closing(sqlite3.connect(path)) as db:
+            producer = RetryDispatcher(db, RetryPolicy((1.0,)), timeout=5.0)
+            ids = [producer.enqueue(receiver.url, BODY) for _ in range(deliveries)]
+        start = threading.Barrier(2)
+
+        def serve(name: str) -> None:
+            with closing(sqlite3.connect(path)) as own:
+                dispatcher = RetryDispatcher(own, RetryPolicy((1.0,)), timeout=5.0)
+                start.wait(timeout=5)
+                sent[name] = dispatcher.run_due()
+
+        workers = [threading.Thread(target=serve, args=(n,)) for n in "ab"]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=30)
+            assert not worker.is_alive()
+    assert both_busy.is_set()
+    received = Counter(a.headers["webhook-id"] for a in receiver.arrivals)
+    assert received == Counter(ids)  # every delivery once, none twice
+    assert sent["a"] + sent["b"] == deliveries and min(sent.values()) >= 1
+    with closing(sqlite3.connect(path)) as db:
+        assert {state(db, i) for i in ids} == {("delivered", 1)}
+
+
+def test_a_lease_left_by_a_dead_dispatcher_expires(db: sqlite3.Connection) -> None:
+    clock = VirtualClock()
+    with Receiver(now=clock.now) as receiver:
+        crashed = RetryDispatcher(db, clock=clock, timeout=5.0, lease=60.0)
+        webhook_id = crashed.enqueue(receiver.url, BODY)
+        assert crashed.claim() is not None  # then the process dies
+        survivor = RetryDispatcher(db, clock=clock, timeout=5.0, lease=60.0)
+        assert survivor.run_due() == 0  # leased: not sent twice
+        clock.wait(60.0, threading.Event())
+        assert survivor.run_due() == 1
+    assert state(db, webhook_id) == ("delivered", 1)
+    assert len(receiver.arrivals) == 1
+
+
+def test_a_result_after_the_lease_expired_is_not_recorded(
+    db: sqlite3.Connection,
+) -> None:
+    clock = VirtualClock()
+    with Receiver(lambda n, now: Reply(503), now=clock.now) as receiver:
+        slow = RetryDispatcher(db, RetryPolicy((5.0,)), clock=clock, lease=60.0)
+        webhook_id = slow.enqueue(receiver.url, BODY)
+        late = slow.claim()
+        assert late is not None
+        clock.wait(61.0, threading.Event())  # the lease runs out mid-attempt
+        other = RetryDispatcher(db, RetryPolicy((5.0,)), clock=clock, lease=60.0)
+        taken = other.claim()
+        assert taken is not None and taken.delivery_id == late.delivery_id
+        assert slow.deliver(late) is None  # fenced: the ledger is not touched
+        assert other.deliver(taken) is Outcome.RETRY
+    assert results(db, webhook_id) == ["HTTP 503"]
+    assert state(db, webhook_id) == ("pending", 1)
+
+
 def test_stop_ends_a_long_wait(tmp_path: Path) -> None:
     started = threading.Event()
 
@@ -416,29 +494,3 @@ def test_every_delivery_arrives_exactly_once_after_recovery(
 ) -> None:
     for arrivals in herds.values():
         assert sum(per_second(arrivals, since=60).values()) == 100
-
-
-# -- the output the page shows --------------------------------------------------- #
-
-
-def test_demo_output_matches_the_page(
-    herds: dict[str, list[float]], expected_output: OutputCheck
-) -> None:
-    lines = summarize(herds)
-    expected_output("webhook_design/retry_schedule.herd", "\n".join(lines))
-    expected_output(
-        "webhook_design/retry_schedule.schedule", "\n".join(schedule_table())
-    )
-
-
-def test_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.webhook_design.retry_schedule"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "exponential, full jitter" in result.stdout
-    assert "24.0 h" in result.stdout
