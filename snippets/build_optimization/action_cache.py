@@ -13,8 +13,10 @@ Every file is published the same way: streamed into a temporary file in the
 directory where it will live, flushed to disk with ``fsync``, then renamed
 over its final name with ``os.replace``. A reader sees no file or the whole
 file. A reader also checks each blob's digest, so a damaged blob is a miss,
-never a wrong hit. The first result stored for a key stays; a later, different
-result for the same key raises `NonHermeticActionError`.
+never a wrong hit. A later, different result for the same key replaces the
+stored one and is counted per key in ``stats.nondeterministic``; with
+``strict=True`` the first result stays and the second raises
+`NonHermeticActionError`.
 
 POSIX only: the atomic rename and the directory ``fsync`` are POSIX behaviour.
 """
@@ -152,12 +154,19 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     corrupt: int = 0  # blobs or entries that failed their check
+    # action key -> how often it produced a result unlike the stored one
+    nondeterministic: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, name: str) -> None:
         """Add one to the counter ``name``; safe from several threads."""
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
+
+    def count_nondeterministic(self, key: str) -> None:
+        """Add one to the count of different results for ``key``."""
+        with self._lock:
+            self.nondeterministic[key] = self.nondeterministic.get(key, 0) + 1
 
 
 class NonHermeticActionError(Exception):
@@ -179,9 +188,13 @@ class ActionCache:
 
     Args:
         root: The cache directory; ``cas/`` and ``ac/`` are created in it.
+        strict: Raise `NonHermeticActionError` when a key gets a second,
+            different result, and keep the first. By default the new result
+            replaces the old one and is counted in ``stats.nondeterministic``.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, strict: bool = False) -> None:
+        self.strict = strict
         self.cas = root / "cas"
         self.ac = root / "ac"
         self.cas.mkdir(parents=True, exist_ok=True)
@@ -215,11 +228,12 @@ class ActionCache:
     def put_action(self, key: str, outputs: Mapping[str, str]) -> None:
         """Record output name -> blob digest for ``key``. Store the blobs first.
 
-        The first result stored for a key stays. Storing the same result again
-        is a no-op.
+        Storing the same result again is a no-op. A different result replaces
+        the stored one and is counted in ``stats.nondeterministic``.
 
         Raises:
-            NonHermeticActionError: ``key`` already has different outputs.
+            NonHermeticActionError: In strict mode, when ``key`` already has
+                different outputs; the stored entry stays.
         """
         entry = json.dumps({"outputs": dict(outputs)}, sort_keys=True).encode()
         tmp, _ = write_temp(self.ac, [entry])
@@ -228,10 +242,12 @@ class ActionCache:
             os.link(tmp, final)  # publish only if absent: fails if the name exists
         except FileExistsError:
             stored = self._read_entry(final)
-            if stored is None:  # unreadable: replace it with this result
-                os.replace(tmp, final)
-            elif stored != dict(outputs):
-                raise NonHermeticActionError(key, stored, outputs) from None
+            if stored is not None and stored != dict(outputs):
+                self.stats.count_nondeterministic(key)
+                if self.strict:
+                    raise NonHermeticActionError(key, stored, outputs) from None
+            if stored != dict(outputs):  # unreadable, or a different result
+                os.replace(tmp, final)  # atomic: readers see old or new entry
         finally:
             tmp.unlink(missing_ok=True)
         fsync_dir(self.ac)
@@ -286,8 +302,8 @@ class ActionCache:
             The outputs, and True if they came from the cache.
 
         Raises:
-            NonHermeticActionError: The build produced outputs that differ
-                from the ones already stored under the same key.
+            NonHermeticActionError: In strict mode, the build produced
+                outputs that differ from the ones stored under the same key.
         """
         key = action.key()
         cached = self.get_action(key)
@@ -310,17 +326,19 @@ def artifact(tag: str, chunks: int = 4) -> list[bytes]:
     return [tag.encode() * CHUNK for _ in range(chunks)]
 
 
-def single_output(root: Path, atomic: bool) -> tuple[Put, Get]:
-    """put/get of one output named "o", through either cache."""
+def single_output(
+    root: Path, atomic: bool, strict: bool = False
+) -> tuple[Put, Get, CacheStats | None]:
+    """put/get of one output named "o", through either cache, and its counters."""
     if not atomic:
         naive = InPlaceCache(root)
-        return naive.put, naive.get
-    cache = ActionCache(root)
+        return naive.put, naive.get, None
+    cache = ActionCache(root, strict=strict)
 
     def get(key: str) -> bytes | None:
         return (cache.get_action(key) or {}).get("o")
 
-    return lambda key, chunks: cache.store(key, {"o": chunks}), get
+    return lambda key, chunks: cache.store(key, {"o": chunks}), get, cache.stats
 
 
 # --8<-- [start:race]
@@ -337,7 +355,7 @@ def held(
 
 def read_during_write(root: Path, atomic: bool) -> str:
     """A reader looks the entry up while the writer is one chunk in."""
-    put, get = single_output(root, atomic)
+    put, get, _ = single_output(root, atomic)
     key, output = "k" * 64, artifact("A")
     reached, resume = threading.Event(), threading.Event()
     writer = threading.Thread(target=put, args=(key, held(output, 1, reached, resume)))
@@ -355,12 +373,12 @@ def read_during_write(root: Path, atomic: bool) -> str:
 # --8<-- [end:race]
 
 
-def two_writers(root: Path, atomic: bool) -> str:
+def two_writers(root: Path, atomic: bool, strict: bool = False) -> str:
     """Builds A and B run one action at once; each output embeds its own tag.
 
     A writes one chunk, B writes everything, then A finishes.
     """
-    put, get = single_output(root, atomic)
+    put, get, stats = single_output(root, atomic, strict)
     key, a, b = "k" * 64, artifact("A"), artifact("B")
     reached, resume = threading.Event(), threading.Event()
     errors: list[str] = []
@@ -380,17 +398,21 @@ def two_writers(root: Path, atomic: bool) -> str:
     owner = {b"".join(a): "A's output", b"".join(b): "B's output"}
     verdict = owner.get(get(key) or b"", "neither build's output")
     outcome = f"A raised {errors[0]}" if errors else "no error"
+    if stats is not None:
+        outcome += f", nondeterministic={stats.nondeterministic.get(key, 0)}"
     return f"entry holds {verdict}, {outcome}"
 
 
 def demo(root: Path) -> list[str]:
     """Run each race against the broken cache and against the pattern."""
+    modes = {"in place": (False, False), "atomic": (True, False)}
     lines = []
     for run in (read_during_write, two_writers):
-        for atomic in (False, True):
-            mode = "atomic  " if atomic else "in place"
-            result = run(root / f"{run.__name__}-{mode.strip()}", atomic)
-            lines.append(f"{run.__name__:<17}  {mode}  {result}")
+        for name, (atomic, _) in modes.items():
+            result = run(root / f"{run.__name__}-{name}", atomic)
+            lines.append(f"{run.__name__:<17}  {name:<8}  {result}")
+    strict = two_writers(root / "two_writers-strict", atomic=True, strict=True)
+    lines.append(f"{'two_writers':<17}  {'strict':<8}  {strict}")
     return lines
 
 

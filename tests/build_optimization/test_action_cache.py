@@ -120,7 +120,7 @@ def read_at(
 def test_a_reader_during_a_write(tmp_path: Path, atomic: bool) -> None:
     torn = misses = whole = 0
     for after in (1, 2, 3):  # a quarter, half, three quarters written
-        put, get = ac.single_output(tmp_path / f"after-{after}", atomic)
+        put, get, _ = ac.single_output(tmp_path / f"after-{after}", atomic)
         output = ac.artifact("A")
         during, final = read_at(put, get, after, output)
         assert final == b"".join(output)
@@ -139,7 +139,7 @@ def test_a_reader_during_a_write(tmp_path: Path, atomic: bool) -> None:
 
 def test_an_in_place_cache_serves_a_torn_republish(tmp_path: Path) -> None:
     """Even a complete entry turns torn while someone rewrites it in place."""
-    put, get = ac.single_output(tmp_path, atomic=False)
+    put, get, _ = ac.single_output(tmp_path, atomic=False)
     put(KEY, ac.artifact("A"))
     during, _ = read_at(put, get, 1, ac.artifact("A"))
     assert during is not None
@@ -147,7 +147,7 @@ def test_an_in_place_cache_serves_a_torn_republish(tmp_path: Path) -> None:
 
 
 def test_an_atomic_republish_keeps_the_old_entry_readable(tmp_path: Path) -> None:
-    put, get = ac.single_output(tmp_path, atomic=True)
+    put, get, _ = ac.single_output(tmp_path, atomic=True)
     put(KEY, ac.artifact("A"))
     during, final = read_at(put, get, 1, ac.artifact("A"))
     assert during == final == b"".join(ac.artifact("A"))
@@ -160,11 +160,16 @@ def test_two_in_place_writers_leave_neither_output(tmp_path: Path) -> None:
     assert data == b"B" * ac.CHUNK + b"A" * (FULL - ac.CHUNK)
 
 
-def test_two_atomic_writers_keep_one_whole_output_and_flag_the_other(
-    tmp_path: Path,
-) -> None:
-    result = ac.two_writers(tmp_path, atomic=True)
-    assert result == "entry holds B's output, A raised NonHermeticActionError"
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+def test_two_atomic_writers_keep_one_whole_output(tmp_path: Path, strict: bool) -> None:
+    result = ac.two_writers(tmp_path, atomic=True, strict=strict)
+    if strict:  # the first result stays, the second build fails
+        assert result == (
+            "entry holds B's output, A raised NonHermeticActionError, "
+            "nondeterministic=1"
+        )
+    else:  # the last result stays, both builds go on
+        assert result == "entry holds A's output, no error, nondeterministic=1"
     cache = ac.ActionCache(tmp_path)
     blobs = sorted(p.name for p in cache.cas.iterdir())
     expected = sorted(
@@ -179,18 +184,39 @@ def test_two_atomic_writers_keep_one_whole_output_and_flag_the_other(
 # --------------------------------------------------------------------------- #
 
 
-def test_a_non_hermetic_action_is_detected(tmp_path: Path) -> None:
-    builds = iter([b"built at 10:00", b"built at 10:01"])
+def test_a_non_reproducible_action_is_replaced_and_counted(tmp_path: Path) -> None:
+    builds = iter([b"built at 10:00", b"built at 10:01", b"built at 10:02"])
     first, second = ac.ActionCache(tmp_path), ac.ActionCache(tmp_path)
     key = action().key()
     # Two builds miss at the same time, so both run the action.
     assert first.get_action(key) is None
     assert second.get_action(key) is None
     first.store(key, {"stamp.txt": [next(builds)]})
+    second.store(key, {"stamp.txt": [next(builds)]})  # no error: the build goes on
+    assert second.get_action(key) == {"stamp.txt": b"built at 10:01"}
+    second.store(key, {"stamp.txt": [next(builds)]})
+    assert first.get_action(key) == {"stamp.txt": b"built at 10:02"}
+    assert second.stats.nondeterministic == {key: 2}
+    assert first.stats.nondeterministic == {}
+    assert list(cache_files(tmp_path / "ac")) == [key]  # no temporary file left
+
+
+def test_strict_mode_keeps_the_first_result_and_raises(tmp_path: Path) -> None:
+    builds = iter([b"built at 10:00", b"built at 10:01"])
+    first = ac.ActionCache(tmp_path, strict=True)
+    second = ac.ActionCache(tmp_path, strict=True)
+    key = action().key()
+    first.store(key, {"stamp.txt": [next(builds)]})
     with pytest.raises(ac.NonHermeticActionError, match=r"stamp\.txt") as raised:
         second.store(key, {"stamp.txt": [next(builds)]})
     assert raised.value.stored != raised.value.new
     assert second.get_action(key) == {"stamp.txt": b"built at 10:00"}
+    assert second.stats.nondeterministic == {key: 1}
+    assert list(cache_files(tmp_path / "ac")) == [key]
+
+
+def cache_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
 
 
 def test_a_hermetic_action_can_be_stored_twice(tmp_path: Path) -> None:
