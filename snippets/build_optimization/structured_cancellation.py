@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -111,10 +110,13 @@ async def leader_step(step: Step, log_dir: Path, grace: float = 5.0) -> None:
 
 
 # --8<-- [start:group]
-def signal_group(pgid: int, signum: signal.Signals) -> None:
-    """Send a signal to every process of a group; an empty group is fine."""
-    with contextlib.suppress(ProcessLookupError):
+def signal_group(pgid: int, signum: signal.Signals) -> bool:
+    """Signal every process of a group; False if the group was already empty."""
+    try:
         os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 async def stop_group(proc: asyncio.subprocess.Process, grace: float) -> str:
@@ -188,13 +190,14 @@ class Build:
         except asyncio.CancelledError:
             self.outcomes[step.name] = await stop_group(proc, self.grace)
             raise
-        finally:
-            signal_group(proc.pid, signal.SIGKILL)  # whatever it left behind
+        finally:  # success too: whatever the step left in its group dies
+            leftover = signal_group(proc.pid, signal.SIGKILL)
             del self._groups[step.name]
         if returncode != 0:
             self.outcomes[step.name] = f"failed: exit status {returncode}"
             raise StepFailed(step.name, returncode, _last_line(log))
-        self.outcomes[step.name] = "ok"
+        left = ", killed what it left running" if leftover else ""
+        self.outcomes[step.name] = f"ok{left}"
 
     def kill_now(self) -> None:
         """SIGKILL every running step's process group, grace or not."""
