@@ -15,7 +15,7 @@ The record (a small JSON manifest) is replaced atomically, so a crash leaves
 the previous manifest, never half of one.
 """
 
-from snippets.build_optimization.content_snapshots.snapshot import (
+from snippets.build_optimization.content_snapshots.builder import (
     BuildResult,
     SnapshotBuilder,
     Step,

@@ -20,5 +20,17 @@ from snippets.build_optimization.dag_scheduler.scheduler import (
     all_nodes,
     run_graph,
 )
+from snippets.build_optimization.dag_scheduler.steps import (
+    CompileStep,
+    DigestStep,
+    StepFailed,
+)
 
-__all__ = ["BuildReport", "all_nodes", "run_graph"]
+__all__ = [
+    "BuildReport",
+    "CompileStep",
+    "DigestStep",
+    "StepFailed",
+    "all_nodes",
+    "run_graph",
+]

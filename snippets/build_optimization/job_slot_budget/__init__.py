@@ -18,6 +18,7 @@ ends; `snippets.build_optimization.job_slot_budget.driver` is a small build
 driver that make can run as a recipe.
 """
 
+from snippets.build_optimization.job_slot_budget.driver import run_jobs
 from snippets.build_optimization.job_slot_budget.jobserver import (
     Jobserver,
     JobserverUnavailable,
@@ -45,6 +46,7 @@ __all__ = [
     "SlotPool",
     "Token",
     "parse_makeflags",
+    "run_jobs",
     "run_step",
     "slots_from_environment",
     "within_budget",
