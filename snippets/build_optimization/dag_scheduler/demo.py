@@ -38,6 +38,8 @@ from snippets.build_optimization.dag_scheduler.steps import (
 )
 from snippets.support.cases import run_cases
 
+__all__: list[str] = []  # the cases a page shows; the API is the package
+
 N = TypeVar("N", bound=Hashable)
 R = TypeVar("R")
 

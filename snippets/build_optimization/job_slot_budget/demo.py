@@ -38,6 +38,8 @@ from snippets.support.build_optimization_make import (
 )
 from snippets.support.cases import run_cases
 
+__all__: list[str] = []  # the cases a page shows; the API is the package
+
 POOL = 4  # each pool is sized to "the CPU count"; 4 here, whatever the machine
 
 
