@@ -18,7 +18,6 @@ ends; `snippets.build_optimization.job_slot_budget.driver` is a small build
 driver that make can run as a recipe.
 """
 
-from snippets.build_optimization.job_slot_budget.driver import run_jobs
 from snippets.build_optimization.job_slot_budget.jobserver import (
     Jobserver,
     JobserverUnavailable,
@@ -34,6 +33,7 @@ from snippets.build_optimization.job_slot_budget.slots import (
 )
 from snippets.build_optimization.job_slot_budget.steps import (
     STEP_SLOT_TIMEOUT,
+    run_jobs,
     run_step,
 )
 

@@ -12,40 +12,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from snippets.build_optimization.job_slot_budget.jobserver import (
     parse_makeflags,
     slots_from_environment,
 )
-from snippets.build_optimization.job_slot_budget.slots import LocalSlots, SlotPool
+from snippets.build_optimization.job_slot_budget.slots import LocalSlots
+from snippets.build_optimization.job_slot_budget.steps import run_jobs
 
-__all__ = ["run_jobs"]
-
-
-# --8<-- [start:driver]
-def run_jobs(
-    slots: SlotPool, commands: Sequence[Sequence[str]], slot_timeout: float
-) -> list[int]:
-    """Run commands in parallel, each while holding one slot; return exit codes.
-
-    Threads are cheap; the slots, not the thread count, bound the parallelism.
-    Children do not inherit the pipe descriptors (`close_fds` is the default):
-    a child runs inside the slot this driver holds for it.
-    """
-
-    def run_one(command: Sequence[str]) -> int:
-        with slots.slot(timeout=slot_timeout):
-            return subprocess.run(command, check=False).returncode
-
-    with ThreadPoolExecutor(max_workers=max(1, len(commands))) as pool:
-        return list(pool.map(run_one, commands))
-
-
-# --8<-- [end:driver]
+__all__: list[str] = []  # a program; its API is `run_jobs` in `steps`
 
 
 # --8<-- [start:main]
