@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import graphlib
+import sys
 import threading
 from collections.abc import Callable, Collection, Hashable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from snippets.build_optimization.dag_scheduler import BuildReport, run_graph
+from snippets.support.cases import run_cases
+
+__all__ = ["build_async", "build_coordinated", "result_or_abandon"]
 
 N = TypeVar("N", bound=Hashable)
 R = TypeVar("R")
@@ -166,7 +170,7 @@ def nested(workers: int, timeout: float) -> str:
 
 
 # --8<-- [start:demo]
-def demo(timeout: float = 2.0) -> list[str]:
+def show_demo(timeout: float = 2.0) -> list[str]:
     """Build the chain app -> lib -> core four ways."""
     coordinated, in_loop = Steps(), Steps()
     report = build_coordinated(CHAIN, coordinated, workers=2)
@@ -180,6 +184,7 @@ def demo(timeout: float = 2.0) -> list[str]:
     ]
 
 
-if __name__ == "__main__":
-    print(*demo(), sep="\n")
 # --8<-- [end:demo]
+
+if __name__ == "__main__":
+    sys.exit(run_cases({"demo": show_demo}))

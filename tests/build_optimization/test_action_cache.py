@@ -1,4 +1,4 @@
-"""Tests for snippets/build_optimization/action_cache.py.
+"""Tests for snippets/build_optimization/action_cache/.
 
 Races are made deterministic by stopping a writer between two chunks of its
 output: the chunks come from a generator that waits on an event, so a reader
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -21,34 +20,12 @@ from pathlib import Path
 import pytest
 
 from snippets.build_optimization import action_cache as ac
-from tests.conftest import ROOT, OutputCheck
-from tests.processes import read_line
+from snippets.build_optimization.action_cache import demo
+from snippets.support.build_optimization_writer import CHUNKS
+from tests.conftest import ROOT
 
 KEY = "k" * 64
-FULL = ac.CHUNK * 4
-
-# A writer in its own process. It stops before chunk `stop`, says so, and
-# waits for a line on stdin that never comes: the test kills it there.
-WRITER = """
-import sys
-from pathlib import Path
-from snippets.build_optimization import action_cache as ac
-
-mode, root, stop = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-
-def chunks():
-    for n in range(16):
-        if n == stop:
-            print("stopped", flush=True)
-            sys.stdin.readline()
-        yield bytes([65 + n]) * ac.CHUNK
-
-if mode == "in-place":
-    ac.InPlaceCache(root).put(sys.argv[4], chunks())
-else:
-    ac.ActionCache(root).store(sys.argv[4], {"out.bin": chunks()})
-print("done", flush=True)
-"""
+FULL = demo.CHUNK * 4
 
 
 def action(**changes: object) -> ac.Action:
@@ -100,12 +77,12 @@ def test_file_digest_is_the_sha256_of_the_content(tmp_path: Path) -> None:
 
 
 def read_at(
-    put: ac.Put, get: ac.Get, after: int, chunks: list[bytes]
+    put: demo.Put, get: demo.Get, after: int, chunks: list[bytes]
 ) -> tuple[bytes | None, bytes | None]:
     """What a reader gets while the writer waits after ``after`` chunks, and after."""
     reached, resume = threading.Event(), threading.Event()
     writer = threading.Thread(
-        target=put, args=(KEY, ac.held(chunks, after, reached, resume))
+        target=put, args=(KEY, demo.held(chunks, after, reached, resume))
     )
     writer.start()
     assert reached.wait(timeout=10)
@@ -120,8 +97,8 @@ def read_at(
 def test_a_reader_during_a_write(tmp_path: Path, atomic: bool) -> None:
     torn = misses = whole = 0
     for after in (1, 2, 3):  # a quarter, half, three quarters written
-        put, get = ac.single_output(tmp_path / f"after-{after}", atomic)
-        output = ac.artifact("A")
+        put, get, _ = demo.single_output(tmp_path / f"after-{after}", atomic)
+        output = demo.artifact("A")
         during, final = read_at(put, get, after, output)
         assert final == b"".join(output)
         if during is None:
@@ -129,7 +106,7 @@ def test_a_reader_during_a_write(tmp_path: Path, atomic: bool) -> None:
         elif during == b"".join(output):
             whole += 1
         else:
-            assert len(during) == after * ac.CHUNK
+            assert len(during) == after * demo.CHUNK
             torn += 1
     if atomic:
         assert (torn, misses, whole) == (0, 3, 0)
@@ -139,36 +116,41 @@ def test_a_reader_during_a_write(tmp_path: Path, atomic: bool) -> None:
 
 def test_an_in_place_cache_serves_a_torn_republish(tmp_path: Path) -> None:
     """Even a complete entry turns torn while someone rewrites it in place."""
-    put, get = ac.single_output(tmp_path, atomic=False)
-    put(KEY, ac.artifact("A"))
-    during, _ = read_at(put, get, 1, ac.artifact("A"))
+    put, get, _ = demo.single_output(tmp_path, atomic=False)
+    put(KEY, demo.artifact("A"))
+    during, _ = read_at(put, get, 1, demo.artifact("A"))
     assert during is not None
-    assert len(during) == ac.CHUNK
+    assert len(during) == demo.CHUNK
 
 
 def test_an_atomic_republish_keeps_the_old_entry_readable(tmp_path: Path) -> None:
-    put, get = ac.single_output(tmp_path, atomic=True)
-    put(KEY, ac.artifact("A"))
-    during, final = read_at(put, get, 1, ac.artifact("A"))
-    assert during == final == b"".join(ac.artifact("A"))
+    put, get, _ = demo.single_output(tmp_path, atomic=True)
+    put(KEY, demo.artifact("A"))
+    during, final = read_at(put, get, 1, demo.artifact("A"))
+    assert during == final == b"".join(demo.artifact("A"))
 
 
 def test_two_in_place_writers_leave_neither_output(tmp_path: Path) -> None:
-    result = ac.two_writers(tmp_path, atomic=False)
+    result = demo.two_writers(tmp_path, atomic=False)
     assert result == "entry holds neither build's output, no error"
-    data = ac.InPlaceCache(tmp_path).get(KEY)
-    assert data == b"B" * ac.CHUNK + b"A" * (FULL - ac.CHUNK)
+    data = demo.InPlaceCache(tmp_path).get(KEY)
+    assert data == b"B" * demo.CHUNK + b"A" * (FULL - demo.CHUNK)
 
 
-def test_two_atomic_writers_keep_one_whole_output_and_flag_the_other(
-    tmp_path: Path,
-) -> None:
-    result = ac.two_writers(tmp_path, atomic=True)
-    assert result == "entry holds B's output, A raised NonHermeticActionError"
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+def test_two_atomic_writers_keep_one_whole_output(tmp_path: Path, strict: bool) -> None:
+    result = demo.two_writers(tmp_path, atomic=True, strict=strict)
+    if strict:  # the first result stays, the second build fails
+        assert result == (
+            "entry holds B's output, A raised NonHermeticActionError, "
+            "nondeterministic=1"
+        )
+    else:  # the last result stays, both builds go on
+        assert result == "entry holds A's output, no error, nondeterministic=1"
     cache = ac.ActionCache(tmp_path)
     blobs = sorted(p.name for p in cache.cas.iterdir())
     expected = sorted(
-        hashlib.sha256(b"".join(ac.artifact(tag))).hexdigest() for tag in "AB"
+        hashlib.sha256(b"".join(demo.artifact(tag))).hexdigest() for tag in "AB"
     )
     assert blobs == expected  # both blobs whole in the CAS, no temporary files
     assert [p.name for p in cache.ac.iterdir()] == [KEY]
@@ -179,18 +161,39 @@ def test_two_atomic_writers_keep_one_whole_output_and_flag_the_other(
 # --------------------------------------------------------------------------- #
 
 
-def test_a_non_hermetic_action_is_detected(tmp_path: Path) -> None:
-    builds = iter([b"built at 10:00", b"built at 10:01"])
+def test_a_non_reproducible_action_is_replaced_and_counted(tmp_path: Path) -> None:
+    builds = iter([b"built at 10:00", b"built at 10:01", b"built at 10:02"])
     first, second = ac.ActionCache(tmp_path), ac.ActionCache(tmp_path)
     key = action().key()
     # Two builds miss at the same time, so both run the action.
     assert first.get_action(key) is None
     assert second.get_action(key) is None
     first.store(key, {"stamp.txt": [next(builds)]})
+    second.store(key, {"stamp.txt": [next(builds)]})  # no error: the build goes on
+    assert second.get_action(key) == {"stamp.txt": b"built at 10:01"}
+    second.store(key, {"stamp.txt": [next(builds)]})
+    assert first.get_action(key) == {"stamp.txt": b"built at 10:02"}
+    assert second.stats.nondeterministic == {key: 2}
+    assert first.stats.nondeterministic == {}
+    assert list(cache_files(tmp_path / "ac")) == [key]  # no temporary file left
+
+
+def test_strict_mode_keeps_the_first_result_and_raises(tmp_path: Path) -> None:
+    builds = iter([b"built at 10:00", b"built at 10:01"])
+    first = ac.ActionCache(tmp_path, strict=True)
+    second = ac.ActionCache(tmp_path, strict=True)
+    key = action().key()
+    first.store(key, {"stamp.txt": [next(builds)]})
     with pytest.raises(ac.NonHermeticActionError, match=r"stamp\.txt") as raised:
         second.store(key, {"stamp.txt": [next(builds)]})
     assert raised.value.stored != raised.value.new
     assert second.get_action(key) == {"stamp.txt": b"built at 10:00"}
+    assert second.stats.nondeterministic == {key: 1}
+    assert list(cache_files(tmp_path / "ac")) == [key]
+
+
+def cache_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
 
 
 def test_a_hermetic_action_can_be_stored_twice(tmp_path: Path) -> None:
@@ -269,7 +272,7 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
 def test_readers_never_see_a_partial_file_during_many_publishes(
     tmp_path: Path,
 ) -> None:
-    versions = [bytes([65 + n]) * (ac.CHUNK * 2) for n in range(8)]
+    versions = [bytes([65 + n]) * (demo.CHUNK * 2) for n in range(8)]
     final = tmp_path / "entry"
     stop = threading.Event()
     seen: dict[str, int] = {"missing": 0, "whole": 0, "partial": 0}
@@ -309,65 +312,28 @@ def test_readers_never_see_a_partial_file_during_many_publishes(
 # --------------------------------------------------------------------------- #
 
 
-def kill_writer_at(mode: str, root: Path, stop: int) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, mode, str(root), str(stop), KEY],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert read_line(proc) == "stopped"
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                pipe.close()
-
-
-def crash_summary(mode: str, tmp_path: Path, stops: list[int]) -> str:
-    torn = misses = leftovers = 0
+@pytest.mark.parametrize("mode", ["in-place", "atomic"])
+def test_a_killed_writer(tmp_path: Path, mode: str) -> None:
+    stops = sorted(random.Random(1404).sample(range(1, CHUNKS), 6))
     for stop in stops:
-        root = tmp_path / f"{mode}-{stop}"
-        kill_writer_at(mode, root, stop)
-        if mode == "in-place":
-            data = ac.InPlaceCache(root).get(KEY)
-            assert data is not None
-            assert len(data) == stop * ac.CHUNK
-            torn += 1
-        else:
+        root = tmp_path / str(stop)
+        demo.kill_writer_at(mode, root, stop)
+        read, temporary = demo.after_crash(mode, root)
+        if mode == "in-place":  # a truncated entry, served as a hit
+            assert read == f"hit of {stop * demo.CHUNK} bytes"
+            assert temporary == 0
+        else:  # a miss; the AC entry is written last, so only a blob was begun
+            assert read == "miss"
             cache = ac.ActionCache(root)
-            assert cache.get_action(KEY) is None
-            misses += 1
-            assert list(cache.ac.iterdir()) == []  # the AC entry is written last
+            assert list(cache.ac.iterdir()) == []
             names = [p.name for p in cache.cas.iterdir()]
-            assert all(name.startswith(ac.TMP_PREFIX) for name in names)
-            leftovers += len(names)
-    killed = f"{len(stops)} writers killed mid-write"
-    if mode == "in-place":
-        return f"in place  {killed}: {torn} truncated entries served as hits"
-    return f"atomic    {killed}: {misses} misses, {leftovers} temporary files left"
-
-
-def test_a_killed_writer(tmp_path: Path, expected_output: OutputCheck) -> None:
-    stops = sorted(random.Random(1404).sample(range(1, 16), 6))
-    lines = [crash_summary(mode, tmp_path, stops) for mode in ("in-place", "atomic")]
-    print("", *lines, sep="\n")
-    assert lines == [
-        "in place  6 writers killed mid-write: 6 truncated entries served as hits",
-        "atomic    6 writers killed mid-write: 6 misses, 6 temporary files left",
-    ]
-    expected_output("build_optimization/action_cache.crash", "\n".join(lines))
+            assert len(names) == temporary == 1
+            assert names[0].startswith(ac.TMP_PREFIX)
 
 
 def test_a_writer_that_finishes_leaves_no_temporary_file(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", WRITER, "atomic", str(tmp_path), "99", KEY],
+        [sys.executable, "-m", demo.WRITER, "atomic", str(tmp_path), "99", demo.KEY],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -376,35 +342,16 @@ def test_a_writer_that_finishes_leaves_no_temporary_file(tmp_path: Path) -> None
     )
     assert proc.stdout.strip() == "done"
     cache = ac.ActionCache(tmp_path)
-    outputs = cache.get_action(KEY)
+    outputs = cache.get_action(demo.KEY)
     assert outputs is not None
-    assert len(outputs["out.bin"]) == 16 * ac.CHUNK
+    assert len(outputs["out.bin"]) == CHUNKS * demo.CHUNK
     assert not [p for p in cache.cas.iterdir() if p.name.startswith(ac.TMP_PREFIX)]
 
 
-# --------------------------------------------------------------------------- #
-# The page's output
-# --------------------------------------------------------------------------- #
-
-
-def test_demo_output_matches_the_page(
-    tmp_path: Path, expected_output: OutputCheck
-) -> None:
-    lines = ac.demo(tmp_path)
-    print("", *lines, sep="\n")
-    assert lines[0].endswith(f"hit while writing with {ac.CHUNK} of {FULL} bytes: torn")
-    assert lines[1].endswith(f"miss while writing, then {FULL} of {FULL} bytes")
-    expected_output("build_optimization/action_cache.demo", "\n".join(lines))
-
-
-def test_the_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.build_optimization.action_cache"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
+def test_the_races_the_page_shows(tmp_path: Path) -> None:
+    lines = demo.races(tmp_path)
+    assert lines[0].endswith(
+        f"hit while writing with {demo.CHUNK} of {FULL} bytes: torn"
     )
-    shown = ROOT / "snippets/build_optimization/output/action_cache.demo.txt"
-    assert result.stdout == shown.read_text()
+    assert lines[1].endswith(f"miss while writing, then {FULL} of {FULL} bytes")
+    assert lines[2].endswith("entry holds neither build's output, no error")

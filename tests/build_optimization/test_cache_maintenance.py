@@ -1,4 +1,4 @@
-"""Tests for snippets/build_optimization/cache_maintenance.py.
+"""Tests for snippets/build_optimization/cache_maintenance/.
 
 Cleaners run in real processes (``multiprocessing`` with the spawn start
 method, or ``subprocess``), and the lock is a real ``flock`` on a real file.
@@ -21,37 +21,19 @@ from pathlib import Path
 import pytest
 
 from snippets.build_optimization import cache_maintenance as cm
-from tests.conftest import ROOT, OutputCheck
+from snippets.build_optimization.cache_maintenance import demo, naive, store
+from snippets.support import build_optimization_cleaner as cleaners
+from tests.conftest import ROOT
 from tests.processes import read_line
 
-POLICY = cm.POLICY
+POLICY = cleaners.POLICY
 ENTRY = 1000
-
-# One cleaner in its own process. With "hold", it prints "measured" once it
-# has measured (inside the lock for the pattern) and waits for a line on stdin.
-CLEANER = """
-import dataclasses, json, sys
-from pathlib import Path
-from snippets.build_optimization import cache_maintenance as cm
-
-root, mode, timeout = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-
-def hold():
-    print("measured", flush=True)
-    sys.stdin.readline()
-
-between = hold if "hold" in mode else (lambda: None)
-if mode.startswith("pattern"):
-    result = cm.evict(root, cm.POLICY, lock_timeout=timeout, between=between)
-else:
-    result = cm.evict_unlocked(root, cm.POLICY, between=between)
-print(json.dumps(dataclasses.asdict(result)), flush=True)
-"""
+CLEANER = "snippets.support.build_optimization_cleaner"
 
 
 def spawn(root: Path, mode: str, timeout: float = 0.0) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", CLEANER, str(root), mode, str(timeout)],
+        [sys.executable, "-m", CLEANER, str(root), mode, str(timeout)],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -101,7 +83,7 @@ def age(root: Path, data: bytes) -> float:
 
 
 def test_four_cleaners_without_a_lock_trim_far_below_the_limit(tmp_path: Path) -> None:
-    results = cm.cleaners_at_once(tmp_path, pattern=False)
+    results = demo.cleaners_at_once(tmp_path, pattern=False)
     needed = 100 * ENTRY - int(POLICY.limit_bytes * POLICY.target_ratio)
     print(f"\nneeded {needed} bytes freed, freed {sum(r.freed_bytes for r in results)}")
     assert all(r.ran for r in results)
@@ -114,7 +96,7 @@ def test_four_cleaners_without_a_lock_trim_far_below_the_limit(tmp_path: Path) -
 
 
 def test_four_cleaners_with_the_lock_evict_once(tmp_path: Path) -> None:
-    results = cm.cleaners_at_once(tmp_path, pattern=True)
+    results = demo.cleaners_at_once(tmp_path, pattern=True)
     ran = [r for r in results if r.ran]
     assert len(ran) == 1
     assert sorted(r.ran for r in results) == [False, False, False, True]
@@ -126,7 +108,7 @@ def test_four_cleaners_with_the_lock_evict_once(tmp_path: Path) -> None:
 
 
 def test_a_later_cleaner_measures_again_and_does_nothing(tmp_path: Path) -> None:
-    cm.fill(tmp_path)
+    cleaners.fill(tmp_path)
     first = cm.evict(tmp_path, POLICY)
     second = cm.evict(tmp_path, POLICY)
     assert (first.ran, first.deleted) == (True, 15)
@@ -134,7 +116,7 @@ def test_a_later_cleaner_measures_again_and_does_nothing(tmp_path: Path) -> None
 
 
 def test_eviction_deletes_the_oldest_first(tmp_path: Path) -> None:
-    contents = cm.fill(tmp_path)
+    contents = cleaners.fill(tmp_path)
     cm.evict(tmp_path, POLICY)
     names = {entry.path.name for entry in cm.scan(tmp_path)}
     assert names == {name_of(data) for data in contents[15:]}
@@ -142,7 +124,7 @@ def test_eviction_deletes_the_oldest_first(tmp_path: Path) -> None:
 
 def test_files_removed_by_someone_else_count_as_freed(tmp_path: Path) -> None:
     """The ccache 3.4.2 bug: a cleaner that counts only its own deletions."""
-    contents = cm.fill(tmp_path)
+    contents = cleaners.fill(tmp_path)
     oldest = [cm.entries_dir(tmp_path) / name_of(data) for data in contents[:10]]
 
     def someone_else_deletes() -> None:
@@ -155,14 +137,14 @@ def test_files_removed_by_someone_else_count_as_freed(tmp_path: Path) -> None:
 
 
 def test_the_unlocked_cleaner_over_deletes_in_the_same_case(tmp_path: Path) -> None:
-    contents = cm.fill(tmp_path)
+    contents = cleaners.fill(tmp_path)
     oldest = [cm.entries_dir(tmp_path) / name_of(data) for data in contents[:10]]
 
     def someone_else_deletes() -> None:
         for path in oldest:
             path.unlink()
 
-    result = cm.evict_unlocked(tmp_path, POLICY, between=someone_else_deletes)
+    result = naive.evict_unlocked(tmp_path, POLICY, between=someone_else_deletes)
     assert result.deleted == 15
     assert size(tmp_path) == 75 * ENTRY  # 10 more than the limit asked for
 
@@ -174,7 +156,7 @@ def test_the_unlocked_cleaner_over_deletes_in_the_same_case(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("pattern", [False, True], ids=["no-lock", "pattern"])
 def test_republish_during_eviction(tmp_path: Path, pattern: bool) -> None:
-    result = cm.republish_during_eviction(tmp_path, pattern)
+    result = demo.republish_during_eviction(tmp_path, pattern)
     if pattern:
         assert result == "entry kept, read hits"
         assert size(tmp_path) == 85 * ENTRY  # it still evicted enough, around it
@@ -185,13 +167,13 @@ def test_republish_during_eviction(tmp_path: Path, pattern: bool) -> None:
 def test_a_touch_between_the_scan_and_the_delete_keeps_the_entry(
     tmp_path: Path,
 ) -> None:
-    contents = cm.fill(tmp_path)
+    contents = cleaners.fill(tmp_path)
     name = name_of(contents[0])  # the oldest: first in line for eviction
     result = cm.evict(tmp_path, POLICY, between=lambda: cm.read(tmp_path, name))
     assert cm.read(tmp_path, name) == contents[0]
     assert result.deleted == 15
     assert cm.read(tmp_path, name_of(contents[15])) is None  # deleted instead
-    assert not list(cm.entries_dir(tmp_path).glob(cm.TRASH_PREFIX + "*"))
+    assert not list(cm.entries_dir(tmp_path).glob(store.TRASH_PREFIX + "*"))
 
 
 def test_entries_younger_than_the_grace_period_are_never_evicted(
@@ -212,7 +194,7 @@ def test_entries_younger_than_the_grace_period_are_never_evicted(
 def test_a_build_skips_maintenance_while_another_holds_the_lock(
     tmp_path: Path,
 ) -> None:
-    cm.fill(tmp_path)
+    cleaners.fill(tmp_path)
     holder = spawn(tmp_path, "pattern-hold")
     try:
         assert read_line(holder) == "measured"
@@ -243,7 +225,7 @@ def test_the_lock_waits_up_to_its_timeout(tmp_path: Path) -> None:
 
 
 def test_a_killed_cleaner_leaves_no_stale_lock(tmp_path: Path) -> None:
-    cm.fill(tmp_path)
+    cleaners.fill(tmp_path)
     holder = spawn(tmp_path, "pattern-hold")
     try:
         assert read_line(holder) == "measured"
@@ -256,7 +238,7 @@ def test_a_killed_cleaner_leaves_no_stale_lock(tmp_path: Path) -> None:
 
 
 def test_two_unlocked_cleaners_both_evict(tmp_path: Path) -> None:
-    cm.fill(tmp_path)
+    cleaners.fill(tmp_path)
     first, second = spawn(tmp_path, "naive-hold"), spawn(tmp_path, "naive-hold")
     try:
         assert read_line(first) == read_line(second) == "measured"
@@ -278,7 +260,7 @@ def test_publish_touches_an_existing_entry(tmp_path: Path) -> None:
     name = cm.publish(tmp_path, data)
     path = cm.entries_dir(tmp_path) / name
     os.utime(path, (1_000_000, 1_000_000))
-    assert cm.publish_unchecked(tmp_path, data) == name
+    assert naive.publish_unchecked(tmp_path, data) == name
     assert path.stat().st_mtime == 1_000_000
     assert cm.publish(tmp_path, data) == name
     assert age(tmp_path, data) < 60
@@ -300,9 +282,9 @@ def test_read_misses_on_missing_or_damaged_entries(tmp_path: Path) -> None:
 
 def test_eviction_removes_old_leftovers_only(tmp_path: Path) -> None:
     entries = cm.entries_dir(tmp_path)
-    old_tmp = entries / f"{cm.TMP_PREFIX}dead-writer"
-    old_trash = entries / f"{cm.TRASH_PREFIX}dead-cleaner"
-    live_tmp = entries / f"{cm.TMP_PREFIX}live-writer"
+    old_tmp = entries / f"{store.TMP_PREFIX}dead-writer"
+    old_trash = entries / f"{store.TRASH_PREFIX}dead-cleaner"
+    live_tmp = entries / f"{store.TMP_PREFIX}live-writer"
     for path in (old_tmp, old_trash, live_tmp):
         path.write_bytes(b"x" * ENTRY)
     for path in (old_tmp, old_trash):
@@ -317,17 +299,9 @@ def test_eviction_removes_old_leftovers_only(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def test_demo_output_matches_the_page(expected_output: OutputCheck) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.build_optimization.cache_maintenance"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    print("", result.stdout, sep="\n")
-    lines = result.stdout.splitlines()
+def test_the_races_the_page_shows(tmp_path: Path) -> None:
+    lines = demo.races(tmp_path)
     assert lines[1].endswith("4 evicted, 60 deleted, 40000 bytes left")
     assert lines[2].endswith("1 evicted, 3 skipped, 15 deleted, 85000 bytes left")
-    expected_output("build_optimization/cache_maintenance.demo", result.stdout)
+    assert lines[3].endswith("entry deleted, read misses")
+    assert lines[4].endswith("entry kept, read hits")

@@ -1,9 +1,9 @@
 # Three ordinary recipes and a Python build driver under one `make -jN`.
 # Each job records itself in a gauge file, so the test can read the peak.
 PYTHON ?= python3
-DRIVER := $(PYTHON) -m snippets.build_optimization.job_slot_budget
+DRIVER := $(PYTHON) -m snippets.build_optimization.job_slot_budget.driver
 GAUGE ?= gauge.json
-JOB = $(DRIVER) job $(JOB_ARGS) $(GAUGE)
+JOB = $(PYTHON) -m snippets.support.build_optimization_gauge $(JOB_ARGS) $(GAUGE)
 COUNT ?= 4
 
 .PHONY: all a b c driver driver-own-pool driver-no-plus
