@@ -288,12 +288,16 @@ class AsyncLazyPool:
         return conn
 
     async def _give_back(self, conn: AsyncConnection) -> None:
-        if await self._reusable(conn):
-            self._slots.put_nowait(conn)
-            return
-        await conn.close()
-        self.size -= 1
-        self._slots.put_nowait(None)
+        reusable = False
+        try:
+            reusable = await self._reusable(conn)
+        finally:  # even if cancelled during the rollback: the slot comes back
+            if reusable:
+                self._slots.put_nowait(conn)
+            else:
+                self.size -= 1
+                self._slots.put_nowait(None)
+                await conn.close()  # a connection cut off mid-rollback is unusable
 
     async def _reusable(self, conn: AsyncConnection) -> bool:
         if self._closed or conn.closed or conn.broken:

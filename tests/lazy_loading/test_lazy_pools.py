@@ -655,3 +655,39 @@ def test_asyncio_a_failed_creation_is_retried(app: App) -> None:
 
     asyncio.run(scenario())
     assert attempts == 2
+
+
+def test_asyncio_a_task_cancelled_during_rollback_gives_its_slot_back(
+    app: App,
+) -> None:
+    """Cancel a request, then cancel it again while `_give_back` rolls back."""
+
+    async def scenario() -> int:
+        pool = AsyncLazyPool(app.dsn, max_size=1, acquire_timeout=10)
+        lent: list[psycopg.AsyncConnection[Any]] = []
+        holding = asyncio.Event()
+
+        async def request() -> None:
+            async with pool.connection() as conn:
+                lent.append(conn)
+                await conn.execute("SELECT 1")  # opens a transaction
+                holding.set()
+                await asyncio.Event().wait()  # a request that never finishes
+
+        task = asyncio.create_task(request())
+        await holding.wait()
+        task.cancel()  # the request is cancelled: its block exits ...
+        await asyncio.sleep(0)  # ... and `_give_back` awaits the ROLLBACK
+        status = lent[0].pgconn.transaction_status
+        assert status == psycopg.pq.TransactionStatus.ACTIVE, status
+        task.cancel()  # cancelled again, in the middle of the rollback
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        try:
+            async with pool.connection(timeout=2) as conn:  # the slot came back
+                await conn.execute("SELECT 1")
+            return pool.size
+        finally:
+            await pool.close()
+
+    assert asyncio.run(scenario()) == 1
