@@ -87,7 +87,8 @@ class locked_cached_property(Generic[T]):  # named like the stdlib one
 
     The lock is per instance, so two instances initialize in parallel; the
     cached value lives in the instance `__dict__`, so later reads do not call
-    this descriptor at all.
+    this descriptor at all. The lock is removed once the value is published,
+    so the instance still pickles and deep-copies.
     """
 
     def __init__(self, func: Callable[[Any], T]) -> None:
@@ -101,14 +102,23 @@ class locked_cached_property(Generic[T]):  # named like the stdlib one
     def __get__(self, instance: object, owner: type | None = None) -> T:
         if instance is None:
             return cast(T, self)
-        cache = instance.__dict__
+        try:
+            cache = instance.__dict__
+        except AttributeError:  # a __slots__ class without "__dict__"
+            raise TypeError(
+                f"No '__dict__' attribute on {type(instance).__name__!r} "
+                f"instance to cache {self.attrname!r} property."
+            ) from None
         if self.attrname in cache:  # set by another thread a moment ago
             return cast(T, cache[self.attrname])
         # dict.setdefault is atomic: every racer gets the same lock object.
-        lock = cache.setdefault(f"_lock_{self.attrname}", threading.Lock())
-        with lock:
+        lock_name = f"_lock_{self.attrname}"
+        with cache.setdefault(lock_name, threading.Lock()):
             if self.attrname not in cache:
                 cache[self.attrname] = self.func(instance)
+            # Published: a late racer finds the value, so the lock can go.
+            # Each thread that set a lock removes one (a failure keeps it).
+            cache.pop(lock_name, None)
             return cast(T, cache[self.attrname])
 
 

@@ -8,7 +8,9 @@ once per thread, every time.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
+import pickle
 import subprocess
 import sys
 import threading
@@ -204,6 +206,48 @@ def test_locked_cached_property_lets_two_instances_initialize_in_parallel() -> N
 
 
 # -- asyncio ------------------------------------------------------------------ #
+
+
+class Settings:
+    """A picklable class with a lazily computed attribute."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @locked_cached_property
+    def greeting(self) -> str:
+        return f"hello {self.name}"
+
+
+class Slotted:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @locked_cached_property
+    def greeting(self) -> str:
+        return f"hello {self.name}"
+
+
+def test_locked_cached_property_leaves_no_lock_on_the_instance() -> None:
+    settings = Settings("ada")
+    assert settings.greeting == "hello ada"
+    assert pickle.loads(pickle.dumps(settings)).greeting == "hello ada"
+    assert copy.deepcopy(settings).greeting == "hello ada"
+    assert vars(settings) == {"name": "ada", "greeting": "hello ada"}
+
+
+def test_locked_cached_property_leaves_no_lock_after_a_race() -> None:
+    settings = Settings("ada")
+    results = run_together(THREADS, lambda: settings.greeting)
+    assert results == ["hello ada"] * THREADS
+    assert vars(settings) == {"name": "ada", "greeting": "hello ada"}
+
+
+def test_locked_cached_property_on_a_slots_class_says_why_it_cannot_work() -> None:
+    with pytest.raises(TypeError, match="No '__dict__' attribute on 'Slotted'"):
+        _ = Slotted("ada").greeting
 
 
 def test_async_once_shares_one_initialization_between_tasks() -> None:
