@@ -18,6 +18,7 @@ The Redis client must be created with ``decode_responses=True``.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -99,12 +100,21 @@ class _Call(Generic[T]):
     callers: int = 0
 
 
+def _copy_of(error: BaseException) -> BaseException:
+    """A new exception of the same type and arguments, without a traceback."""
+    try:
+        return copy.copy(error)
+    except Exception:  # a constructor that does not accept its own args
+        return RuntimeError(f"the shared call failed: {error!r}")
+
+
 # --8<-- [start:single-flight]
 class SingleFlight(Generic[T]):
     """One call per key at a time; callers that arrive meanwhile share it.
 
     The first caller for a key (the leader) runs the function. Callers that
-    arrive while it runs get the same outcome, value or exception. The key is
+    arrive while it runs get the same value, or each a copy of the leader's
+    exception whose ``__cause__`` is the leader's exception. The key is
     free again as soon as the call ends: this removes duplicate work, it does
     not cache.
     """
@@ -128,7 +138,13 @@ class SingleFlight(Generic[T]):
                 call = self._calls[key] = _Call()
             call.callers += 1
         if not leader:
-            return call.future.result(timeout), True
+            error = call.future.exception(timeout)  # TimeoutError if it runs on
+            if error is None:
+                return call.future.result(), True
+            # A fresh exception per follower, chained to the leader's: raising
+            # the one shared object from many threads would interleave their
+            # tracebacks on it.
+            raise _copy_of(error) from error
         try:
             call.future.set_result(fn())
         except BaseException as error:

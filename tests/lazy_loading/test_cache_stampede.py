@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -42,6 +43,8 @@ from snippets.lazy_loading.cache_stampede import (
 )
 from tests.conftest import ROOT, OutputCheck, Postgres, Redis
 from tests.processes import read_line
+
+R = TypeVar("R")
 
 REQUESTS = 16
 PROCESSES = 4
@@ -106,13 +109,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.002)
 
 
-def run_together(targets: Sequence[Callable[[], str]]) -> list[str]:
+def run_together(targets: Sequence[Callable[[], R]]) -> list[R]:
     """Start one thread per target at the same moment; return their results."""
     start = threading.Barrier(len(targets))
-    results: list[str] = []
+    results: list[R] = []
     errors: list[BaseException] = []
 
-    def worker(target: Callable[[], str]) -> None:
+    def worker(target: Callable[[], R]) -> None:
         start.wait(timeout=10)
         try:
             results.append(target())
@@ -645,3 +648,27 @@ def test_single_flight_shares_a_failure_and_then_forgets_it() -> None:
     assert runs == 1
     assert flights.callers("k") == 0
     assert flights.do("k", lambda: "fresh") == ("fresh", False)
+
+
+def test_each_follower_raises_its_own_exception_caused_by_the_leaders() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    callers = 4
+
+    def failing() -> str:
+        wait_for(lambda: flights.callers("k") == callers)
+        raise ConnectionError("store unavailable")
+
+    def call() -> BaseException:
+        try:
+            flights.do("k", failing, timeout=10)
+        except ConnectionError as error:
+            return error
+        raise AssertionError("the shared call did not fail")
+
+    errors = run_together([call] * callers)
+    leaders = [e for e in errors if e.__cause__ is None]
+    assert len(leaders) == 1
+    followers = [e for e in errors if e.__cause__ is not None]
+    assert len({id(e) for e in errors}) == callers  # one object per caller
+    assert all(e.__cause__ is leaders[0] for e in followers)
+    assert all(str(e) == "store unavailable" for e in errors)
