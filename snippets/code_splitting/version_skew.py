@@ -66,7 +66,10 @@ def deploy(
     files = {}
     for name, body in sorted(parts.items()):
         path = f"parts/{hashlib.sha256(body).hexdigest()}.py"
-        (root / path).write_bytes(body)  # same content, same name: idempotent
+        if not (root / path).exists():  # same name, same content: leave it alone
+            tmp = root / f"{path}.{os.getpid()}.tmp"
+            tmp.write_bytes(body)
+            os.replace(tmp, root / path)  # a download in progress keeps its file
         files[name] = path
     manifest = json.dumps({"version": version, "parts": files}).encode()
     (root / "releases" / f"{version}.json").write_bytes(manifest)
@@ -112,6 +115,10 @@ def fetch_part(
     base_url: str, manifest: Manifest, name: str, timeout: float = 5.0
 ) -> types.ModuleType:
     """Download one part of ``manifest``, check its hash and import it.
+
+    The hash proves integrity (the bytes are the ones the manifest names), not
+    authenticity: the manifest comes from the same host, so whoever can change
+    the host's files or the plain-HTTP traffic can change both.
 
     Raises:
         MissingPart: The release does not name the part, or the server no
