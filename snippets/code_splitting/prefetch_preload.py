@@ -150,9 +150,12 @@ class PriorityLoader:
 
     def _preempt(self) -> None:
         """Cancel the newest prefetch nobody waits for; queue it again."""
-        for name in reversed(self._running):
-            if name not in self._wanted:
-                self._running.pop(name).cancel()
+        for name, task in reversed(self._running.items()):
+            # A task that finished a moment ago is listed until its callback
+            # runs; it holds no slot, and its result is worth keeping.
+            if name not in self._wanted and not task.done():
+                del self._running[name]
+                task.cancel()
                 del self._parts[name]
                 self._queued.appendleft(name)
                 self.preempted += 1
