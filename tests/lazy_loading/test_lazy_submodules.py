@@ -305,6 +305,26 @@ def test_prewarm_in_one_thread_before_the_workers_start(packages: Packages) -> N
     assert probe.runs == Counter({"a": 1, "b": 1})
 
 
+NAME_CYCLE = {
+    "a": "from {pkg}.b import helper\ndef name() -> int:\n    return 1\n",
+    "b": "from {pkg}.a import name\ndef helper() -> int:\n    return name()\n",
+}
+
+
+def test_a_from_import_cycle_fails_in_one_thread(packages: Packages) -> None:
+    """`from pkg.a import name` at import time needs `name` to exist already."""
+    pkg, _ = packages.make(["a", "b"], NAME_CYCLE)
+    with pytest.raises(ImportError) as error:
+        pkg.prewarm()  # one thread: no deadlock, but `a` is half-initialized
+    message = str(error.value)
+    print(message)
+    module = f"'{pkg.__name__}.a'"
+    assert message.startswith(
+        f"cannot import name 'name' from partially initialized module {module}"
+    )
+    assert "(most likely due to a circular import)" in message
+
+
 def test_cycle_output_matches_the_page(
     packages: Packages, expected_output: OutputCheck
 ) -> None:
