@@ -3,7 +3,7 @@
 A loader with a fixed number of fetch slots (connections, worker threads)
 serves two kinds of request:
 
-* a *critical* load (preload): the caller waits for the part right now;
+* a *critical* load: the caller waits for the part right now;
 * a *prefetch*: a guess that the part will be needed soon.
 
 `FifoLoader` is the broken version: one queue, first come first served, so a
