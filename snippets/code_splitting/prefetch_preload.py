@@ -20,8 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
+
+from snippets.support.cases import run_cases
+
+__all__ = ["Fetch", "PriorityLoader"]
 
 Fetch = Callable[[str], Awaitable[bytes]]
 
@@ -267,5 +272,5 @@ def demo() -> list[str]:
 
 
 if __name__ == "__main__":
-    print(*demo(), sep="\n")
+    sys.exit(run_cases({"demo": demo}))
 # --8<-- [end:run]

@@ -14,22 +14,21 @@ import multiprocessing.context
 import os
 import random
 import signal
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from snippets.support.cases import run_cases
+
 __all__ = [
     "Aggregator",
     "Chunk",
     "IncompleteJob",
     "Part",
-    "crash_once",
-    "demo",
-    "naive_aggregate",
-    "naive_run",
-    "poison",
     "run_job",
     "safe_context",
     "split",
@@ -302,9 +301,12 @@ def demo(marker_dir: str, workers: int = 4) -> list[str]:
 # --8<-- [end:demo]
 
 
-if __name__ == "__main__":
-    import tempfile
-
+def show_demo() -> list[str]:
+    """Every scenario of the page, in a scratch directory for the markers."""
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
-        print(*demo(tmp), sep="\n")
+        return demo(tmp)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cases({"demo": show_demo}))

@@ -7,7 +7,6 @@ order in which the loader starts fetches, not on the machine's speed.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
 import pytest
@@ -16,9 +15,7 @@ from snippets.code_splitting.prefetch_preload import (
     FifoLoader,
     PriorityLoader,
     critical_behind_prefetches,
-    demo,
 )
-from tests.conftest import OutputCheck
 
 PREFETCHES, SLOTS = 20, 4
 
@@ -170,11 +167,6 @@ def test_prefetch_uses_only_idle_slots() -> None:
             await loader.aclose()
 
     assert asyncio.run(scenario()) == ["critical", "critical", "guess"]
-
-
-def test_demo_output_matches_the_page(expected_output: OutputCheck) -> None:
-    print(f"Python {sys.version.split()[0]}")
-    expected_output("code_splitting/prefetch_preload.demo", "\n".join(demo()))
 
 
 @pytest.mark.parametrize("loader_type", [FifoLoader, PriorityLoader])

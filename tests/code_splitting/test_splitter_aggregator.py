@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import random
 import time
 from functools import partial
@@ -22,7 +21,6 @@ from snippets.code_splitting.splitter_aggregator import (
     IncompleteJob,
     Part,
     crash_once,
-    demo,
     naive_aggregate,
     naive_run,
     poison,
@@ -30,7 +28,6 @@ from snippets.code_splitting.splitter_aggregator import (
     split,
     transform,
 )
-from tests.conftest import OutputCheck
 
 WORKERS = 4
 CHUNKS = split("job", [f"row {i:02}" for i in range(40)], size=4)
@@ -73,13 +70,6 @@ def test_fix_no_worker_survives_a_round_that_hit_the_deadline(
     while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert [pid for pid in pids if alive(pid)] == []  # none left hanging
-
-
-def test_demo_output(tmp_path: Path, expected_output: OutputCheck) -> None:
-    print("python", platform.python_version())
-    expected_output(
-        "code_splitting/splitter_aggregator.demo", "\n".join(demo(str(tmp_path)))
-    )
 
 
 def test_split_numbers_every_chunk() -> None:
