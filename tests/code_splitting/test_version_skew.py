@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import threading
 from pathlib import Path
 
@@ -16,18 +15,13 @@ import pytest
 
 from snippets.code_splitting.version_skew import (
     MissingPart,
-    NaiveLoader,
-    PartHost,
-    PinnedLoader,
     SkewSafeLoader,
-    demo,
     deploy,
     fetch_manifest,
     fetch_part,
-    release,
-    run,
 )
-from tests.conftest import OutputCheck
+from snippets.code_splitting.version_skew.naive import NaiveLoader, PinnedLoader
+from snippets.support.code_splitting_skew import PartHost, release, run
 
 CLIENTS = 8
 SETTINGS = release("x")["settings"]
@@ -35,11 +29,6 @@ SETTINGS = release("x")["settings"]
 
 def part_files(root: Path) -> set[str]:
     return {path.name for path in (root / "parts").iterdir()}
-
-
-def test_demo_output(tmp_path: Path, expected_output: OutputCheck) -> None:
-    print("python", platform.python_version())
-    expected_output("code_splitting/version_skew.demo", "\n".join(demo(tmp_path)))
 
 
 def test_break_a_stale_client_loads_a_deleted_part(tmp_path: Path) -> None:
