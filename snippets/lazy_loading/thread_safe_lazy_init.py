@@ -14,9 +14,14 @@ After the value exists, reading it takes no lock.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, cast
+
+from snippets.support.cases import run_cases
+
+__all__ = ["AsyncOnce", "Once", "locked_cached_property"]
 
 T = TypeVar("T")
 
@@ -189,7 +194,11 @@ def count_initializations(make_lazy: Callable[[Callable[[], object]], Any]) -> s
     return f"{type(lazy).__name__:<9} {threads} threads, factory ran {calls} {times}"
 
 
+def show_demo() -> list[str]:
+    """Eight threads ask one lazy value at once, without and with a lock."""
+    return [count_initializations(NaiveLazy), count_initializations(Once)]
+
+
 if __name__ == "__main__":
-    print(count_initializations(NaiveLazy))
-    print(count_initializations(Once))
+    sys.exit(run_cases({"demo": show_demo}))
 # --8<-- [end:demo]

@@ -11,7 +11,6 @@ import asyncio
 import copy
 import functools
 import pickle
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -23,10 +22,8 @@ from snippets.lazy_loading.thread_safe_lazy_init import (
     AsyncOnce,
     NaiveLazy,
     Once,
-    count_initializations,
     locked_cached_property,
 )
-from tests.conftest import ROOT, OutputCheck
 
 THREADS = 8
 
@@ -306,20 +303,3 @@ def test_async_once_survives_a_cancelled_waiter_and_retries_after_failure() -> N
 
 
 # -- the output the page shows ------------------------------------------------ #
-
-
-def test_demo_output_matches_the_page(expected_output: OutputCheck) -> None:
-    lines = [count_initializations(NaiveLazy), count_initializations(Once)]
-    expected_output("lazy_loading/thread_safe_lazy_init.demo", "\n".join(lines))
-
-
-def test_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.lazy_loading.thread_safe_lazy_init"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert "Once      8 threads, factory ran 1 time" in result.stdout
