@@ -112,16 +112,11 @@ def modules_imported_by(statement: str, timeout: float = 30) -> list[str]:
     """
     import subprocess  # only this function needs it: the helper stays cheap
 
-    probe = (
-        "import sys\n"
-        "before = set(sys.modules)\n"
-        f"exec({statement!r})\n"
-        "print(*[name for name in sys.modules if name not in before], sep='\\n')\n"
-    )
-    # The child finds modules where this process does.
+    # A fresh interpreter that runs the statement and lists the new modules;
+    # it finds modules where this process does.
     path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
     result = subprocess.run(
-        [sys.executable, "-c", probe],
+        [sys.executable, "-m", "snippets.support.import_probe", statement],
         env={**os.environ, "PYTHONPATH": path},
         capture_output=True,
         text=True,
