@@ -36,6 +36,9 @@ def demo(workdir: Path) -> list[str]:
     return lines
 
 
+# --8<-- [end:demo]
+
+
 def show_demo() -> list[str]:
     """Every scenario of the page, in a scratch directory."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -55,6 +55,9 @@ def demo(expiries: int = 200, seed: int = 7) -> list[str]:
     return lines
 
 
+# --8<-- [end:demo]
+
+
 @contextmanager
 def services_for_demo() -> Iterator[tuple[redis.Redis, services.Redis, str]]:
     """A Redis client, its key prefix, and a schema with one product."""

@@ -68,6 +68,9 @@ async def many_sessions(count: int = 100, seed: int = 7) -> list[str]:
     return lines
 
 
+# --8<-- [end:demo]
+
+
 if __name__ == "__main__":
     sys.exit(
         run_cases(
