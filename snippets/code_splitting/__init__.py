@@ -1,1 +1,3 @@
 """Code splitting: one module per pattern."""
+
+__all__: list[str] = []

@@ -3,7 +3,7 @@
 A loader with a fixed number of fetch slots (connections, worker threads)
 serves two kinds of request:
 
-* a *critical* load (preload): the caller waits for the part right now;
+* a *critical* load: the caller waits for the part right now;
 * a *prefetch*: a guess that the part will be needed soon.
 
 `FifoLoader` is the broken version: one queue, first come first served, so a
@@ -20,8 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
+
+from snippets.support.cases import run_cases
+
+__all__ = ["Fetch", "PriorityLoader"]
 
 Fetch = Callable[[str], Awaitable[bytes]]
 
@@ -150,9 +155,12 @@ class PriorityLoader:
 
     def _preempt(self) -> None:
         """Cancel the newest prefetch nobody waits for; queue it again."""
-        for name in reversed(self._running):
-            if name not in self._wanted:
-                self._running.pop(name).cancel()
+        for name, task in reversed(self._running.items()):
+            # A task that finished a moment ago is listed until its callback
+            # runs; it holds no slot, and its result is worth keeping.
+            if name not in self._wanted and not task.done():
+                del self._running[name]
+                task.cancel()
                 del self._parts[name]
                 self._queued.appendleft(name)
                 self.preempted += 1
@@ -264,5 +272,5 @@ def demo() -> list[str]:
 
 
 if __name__ == "__main__":
-    print(*demo(), sep="\n")
+    sys.exit(run_cases({"demo": demo}))
 # --8<-- [end:run]

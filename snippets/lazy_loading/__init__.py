@@ -1,1 +1,3 @@
 """Lazy loading: one module per pattern."""
+
+__all__: list[str] = []

@@ -27,6 +27,8 @@ from typing import TypeVar
 
 # --8<-- [end:declare]
 
+__all__ = ["PlainRegistry", "Registry", "latency_summary"]
+
 Entry = TypeVar("Entry", bound=Callable[..., object])
 
 
@@ -136,6 +138,29 @@ def demo() -> list[str]:
     ]
 
 
-if __name__ == "__main__":
-    print(*demo(), sep="\n")
 # --8<-- [end:demo]
+
+
+def show_registry() -> list[str]:
+    """A deferred plugin, looked up in a plain registry and in `Registry`."""
+    from snippets.support.lazy_loading_apps import plain, scratch_apps, with_providers
+
+    lines = []
+    with scratch_apps() as apps:
+        for label, make in (("PlainRegistry", plain), ("Registry", with_providers)):
+            _, probe = apps.make(make)
+            try:
+                entry = probe.registry.get("csv")
+                outcome = f"{entry.__module__.rpartition('.')[2]}.{entry.__name__}"
+            except KeyError as error:
+                outcome = f"KeyError: {error}"
+            call = f"{label}.get('csv')"
+            lines.append(f"{call:<26}-> {outcome}")
+            lines.append(f"{'  plugin module ran':<26}-> {probe.runs} time(s)")
+    return lines
+
+
+if __name__ == "__main__":
+    from snippets.support.cases import run_cases
+
+    sys.exit(run_cases({"demo": demo, "registry": show_registry}))

@@ -20,12 +20,22 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, NoReturn
+
+from snippets.support.cases import run_cases
+
+__all__ = [
+    "LAZY_LOADER_IS_THREAD_SAFE",
+    "has_lazy_loader_lock",
+    "lazy_import",
+    "warm",
+]
 
 
 # --8<-- [start:gate]
@@ -218,9 +228,12 @@ def demo(directory: Path) -> list[str]:
             sys.modules.pop(name, None)
 
 
-if __name__ == "__main__":
-    import tempfile
-
+def show_demo() -> list[str]:
+    """The demo in a scratch directory for the two broken modules."""
     with tempfile.TemporaryDirectory() as workdir:
-        print(*demo(Path(workdir)), sep="\n")
+        return demo(Path(workdir))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cases({"demo": show_demo}))
 # --8<-- [end:demo]

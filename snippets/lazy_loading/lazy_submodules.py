@@ -16,8 +16,22 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from types import ModuleType
+
+from snippets.support.cases import run_cases
+from snippets.support.lazy_loading_packages import (
+    BUGGY,
+    CYCLE,
+    PLAIN_INIT,
+    deadlocks,
+    probe_three_ways,
+    scratch_packages,
+    touch_a_and_b,
+)
+
+__all__ = ["LazySubmodules", "modules_imported_by"]
 
 
 # --8<-- [start:plain]
@@ -98,16 +112,11 @@ def modules_imported_by(statement: str, timeout: float = 30) -> list[str]:
     """
     import subprocess  # only this function needs it: the helper stays cheap
 
-    probe = (
-        "import sys\n"
-        "before = set(sys.modules)\n"
-        f"exec({statement!r})\n"
-        "print(*[name for name in sys.modules if name not in before], sep='\\n')\n"
-    )
-    # The child finds modules where this process does.
+    # A fresh interpreter that runs the statement and lists the new modules;
+    # it finds modules where this process does.
     path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
     result = subprocess.run(
-        [sys.executable, "-c", probe],
+        [sys.executable, "-m", "snippets.support.import_probe", statement],
         env={**os.environ, "PYTHONPATH": path},
         capture_output=True,
         text=True,
@@ -144,6 +153,45 @@ def demo() -> list[str]:
     ]
 
 
-if __name__ == "__main__":
-    print(*demo(), sep="\n")
 # --8<-- [end:demo]
+
+
+def show_bug() -> list[str]:
+    """A typo inside a lazy submodule, seen through each `__getattr__`."""
+    lines = []
+    with scratch_packages() as packages:
+        for label, init in (
+            ("plain __getattr__ (the PEP 562 example):", PLAIN_INIT),
+            ("LazySubmodules:", None),
+        ):
+            pkg, probe = packages.make(["heavy"], {"heavy": BUGGY}, init=init)
+            lines.append(label)
+            lines += [f"  {line}" for line in probe_three_ways(pkg, probe)]
+    return lines
+
+
+def show_cycle() -> list[str]:
+    """Two threads first-touch the two ends of an import cycle."""
+    lines = []
+    with scratch_packages() as packages:
+        for label, warm in (
+            ("first touch from two threads", False),
+            ("prewarm()", True),
+        ):
+            pkg, probe = packages.make(["a", "b"], CYCLE)
+            if warm:
+                pkg.prewarm()
+            probe.meeting = threading.Barrier(2, timeout=5)
+            found = deadlocks(touch_a_and_b(pkg))
+            lines.append(f"{label}: _DeadlockError raised: {bool(found)}")
+            if found:
+                error = found[0]
+                base = type(error).__mro__[1].__name__
+                is_import_error = isinstance(error, ImportError)
+                lines.append(f"  subclass of {base}, of ImportError: {is_import_error}")
+                lines.append(f"  message: {str(error).split('(')[0]}(...)")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(run_cases({"bug": show_bug, "cycle": show_cycle, "demo": demo}))

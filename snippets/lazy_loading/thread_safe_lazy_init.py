@@ -14,9 +14,14 @@ After the value exists, reading it takes no lock.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, cast
+
+from snippets.support.cases import run_cases
+
+__all__ = ["AsyncOnce", "Once", "locked_cached_property"]
 
 T = TypeVar("T")
 
@@ -87,7 +92,8 @@ class locked_cached_property(Generic[T]):  # named like the stdlib one
 
     The lock is per instance, so two instances initialize in parallel; the
     cached value lives in the instance `__dict__`, so later reads do not call
-    this descriptor at all.
+    this descriptor at all. The lock is removed once the value is published,
+    so the instance still pickles and deep-copies.
     """
 
     def __init__(self, func: Callable[[Any], T]) -> None:
@@ -101,14 +107,23 @@ class locked_cached_property(Generic[T]):  # named like the stdlib one
     def __get__(self, instance: object, owner: type | None = None) -> T:
         if instance is None:
             return cast(T, self)
-        cache = instance.__dict__
+        try:
+            cache = instance.__dict__
+        except AttributeError:  # a __slots__ class without "__dict__"
+            raise TypeError(
+                f"No '__dict__' attribute on {type(instance).__name__!r} "
+                f"instance to cache {self.attrname!r} property."
+            ) from None
         if self.attrname in cache:  # set by another thread a moment ago
             return cast(T, cache[self.attrname])
         # dict.setdefault is atomic: every racer gets the same lock object.
-        lock = cache.setdefault(f"_lock_{self.attrname}", threading.Lock())
-        with lock:
+        lock_name = f"_lock_{self.attrname}"
+        with cache.setdefault(lock_name, threading.Lock()):
             if self.attrname not in cache:
                 cache[self.attrname] = self.func(instance)
+            # Published: a late racer finds the value, so the lock can go.
+            # Each thread that set a lock removes one (a failure keeps it).
+            cache.pop(lock_name, None)
             return cast(T, cache[self.attrname])
 
 
@@ -179,7 +194,11 @@ def count_initializations(make_lazy: Callable[[Callable[[], object]], Any]) -> s
     return f"{type(lazy).__name__:<9} {threads} threads, factory ran {calls} {times}"
 
 
+def show_demo() -> list[str]:
+    """Eight threads ask one lazy value at once, without and with a lock."""
+    return [count_initializations(NaiveLazy), count_initializations(Once)]
+
+
 if __name__ == "__main__":
-    print(count_initializations(NaiveLazy))
-    print(count_initializations(Once))
+    sys.exit(run_cases({"demo": show_demo}))
 # --8<-- [end:demo]

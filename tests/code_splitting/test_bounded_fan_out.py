@@ -11,17 +11,16 @@ from typing import TypeVar
 import pytest
 
 from snippets.code_splitting.bounded_fan_out import (
-    demo,
     load_all,
     load_all_threaded,
     load_all_unbounded,
 )
 from snippets.code_splitting.single_flight_loader import (
     PartLoadError,
-    PartServer,
     fetch_part,
     fetch_part_blocking,
 )
+from snippets.support.code_splitting_origin import PartServer
 
 PARTS = 200
 CAP = 30  # the origin serves this many requests at once, then answers 503
@@ -112,9 +111,3 @@ def test_budget_must_be_positive() -> None:
 
 async def fetch_part_name(name: str) -> str:
     return name
-
-
-def test_demo_output(expected_output: Callable[[str, str], None]) -> None:
-    lines = asyncio.run(demo())
-    print(*lines, sep="\n")
-    expected_output("code_splitting/bounded_fan_out.demo", "\n".join(lines))

@@ -19,55 +19,55 @@ import pytest
 
 from snippets.code_splitting.import_hygiene import (
     ImportExecutor,
-    demo,
     prewarm,
+    tally,
     write_cycle_package,
 )
-from tests.conftest import OutputCheck
 
 RUNS = 10
 
 
+MODES = ("naive", "prewarm", "executor")
+STYLES = ("statement", "import_module")
+
+
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """The demo's lines: RUNS child processes per mode and import style."""
-    return demo(tmp_path_factory.mktemp("routes"), runs=RUNS)
+def outcomes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[tuple[str, str], Counter[str]]:
+    """RUNS child processes per mode and import style, their outcomes counted."""
+    root = tmp_path_factory.mktemp("routes")
+    return {(m, s): tally(root, m, s, runs=RUNS) for m in MODES for s in STYLES}
 
 
-def counts(lines: list[str], mode: str, style: str) -> Counter[str]:
-    """Parse ``"<n> <outcome>"`` pairs from the demo line for mode and style."""
-    (line,) = [ln for ln in lines if ln.split()[:2] == [mode, style]]
-    found = line.split(": ", 1)[1].split(", ")
-    return Counter({what: int(n) for n, what in (f.split(" ") for f in found)})
+# How many runs overlap inside the 0.1 s window depends on scheduling, so the
+# tests assert what holds on every run, not a split of failures and successes.
 
 
 def test_import_statements_hand_out_a_partially_initialised_module(
-    outcomes: list[str],
+    outcomes: dict[tuple[str, str], Counter[str]],
 ) -> None:
-    found = counts(outcomes, "naive", "statement")
+    found = outcomes["naive", "statement"]
     assert found["AttributeError"] >= 1
-    assert found["AttributeError"] + found["ok"] == 2 * RUNS
+    assert set(found) <= {"AttributeError", "ok"}
+    assert found.total() == 2 * RUNS
 
 
-def test_import_module_in_a_body_raises_deadlock_error(outcomes: list[str]) -> None:
-    found = counts(outcomes, "naive", "import_module")
+def test_import_module_in_a_body_raises_deadlock_error(
+    outcomes: dict[tuple[str, str], Counter[str]],
+) -> None:
+    found = outcomes["naive", "import_module"]
     assert found["_DeadlockError"] >= 1
-    assert found["_DeadlockError"] + found["ok"] == 2 * RUNS
+    assert set(found) <= {"_DeadlockError", "ok"}
+    assert found.total() == 2 * RUNS
 
 
 @pytest.mark.parametrize("mode", ["prewarm", "executor"])
-@pytest.mark.parametrize("style", ["statement", "import_module"])
+@pytest.mark.parametrize("style", STYLES)
 def test_fixes_leave_no_failed_request(
-    outcomes: list[str], mode: str, style: str
+    outcomes: dict[tuple[str, str], Counter[str]], mode: str, style: str
 ) -> None:
-    assert counts(outcomes, mode, style) == Counter({"ok": 2 * RUNS})
-
-
-def test_demo_output_matches_the_page(
-    outcomes: list[str], expected_output: OutputCheck
-) -> None:
-    print(f"Python {sys.version.split()[0]}")
-    expected_output("code_splitting/import_hygiene.demo", "\n".join(outcomes))
+    assert outcomes[mode, style] == Counter({"ok": 2 * RUNS})
 
 
 def test_deadlock_error_is_a_runtime_error_not_an_import_error(

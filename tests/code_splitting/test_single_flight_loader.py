@@ -9,16 +9,17 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 
 from snippets.code_splitting.single_flight_loader import (
-    NaiveLoader,
     PartLoadError,
-    PartServer,
-    PoisonedLoader,
     SingleFlightLoader,
     ThreadSingleFlightLoader,
-    demo,
     fetch_part,
     fetch_part_blocking,
 )
+from snippets.code_splitting.single_flight_loader.naive import (
+    NaiveLoader,
+    PoisonedLoader,
+)
+from snippets.support.code_splitting_origin import PartServer
 
 CALLERS = 50
 WAIT = 10.0
@@ -171,9 +172,3 @@ def test_cancelled_caller_does_not_cancel_the_load(server: PartServer) -> None:
 
     assert asyncio.run(main()) == ["part model"] * 4
     assert fetched(server, "model") == 1
-
-
-def test_demo_output(expected_output: Callable[[str, str], None]) -> None:
-    lines = asyncio.run(demo())
-    print(*lines, sep="\n")
-    expected_output("code_splitting/single_flight_loader.demo", "\n".join(lines))

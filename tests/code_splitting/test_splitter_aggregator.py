@@ -7,7 +7,7 @@ itself on chunk 7 (once, recorded in a marker file), which breaks the pool.
 from __future__ import annotations
 
 import logging
-import platform
+import os
 import random
 import time
 from functools import partial
@@ -21,7 +21,6 @@ from snippets.code_splitting.splitter_aggregator import (
     IncompleteJob,
     Part,
     crash_once,
-    demo,
     naive_aggregate,
     naive_run,
     poison,
@@ -29,7 +28,6 @@ from snippets.code_splitting.splitter_aggregator import (
     split,
     transform,
 )
-from tests.conftest import OutputCheck
 
 WORKERS = 4
 CHUNKS = split("job", [f"row {i:02}" for i in range(40)], size=4)
@@ -43,11 +41,35 @@ def slow(chunk: Chunk, seq: int, seconds: float) -> Part:
     return transform(chunk)
 
 
-def test_demo_output(tmp_path: Path, expected_output: OutputCheck) -> None:
-    print("python", platform.python_version())
-    expected_output(
-        "code_splitting/splitter_aggregator.demo", "\n".join(demo(str(tmp_path)))
-    )
+def hang_and_record(chunk: Chunk, seq: int, pids: str, seconds: float) -> Part:
+    """Record this worker's pid; hang on one chunk (a stuck C call, a deadlock)."""
+    Path(pids, str(os.getpid())).touch()
+    if chunk.seq == seq:
+        time.sleep(seconds)
+    return transform(chunk)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_fix_no_worker_survives_a_round_that_hit_the_deadline(
+    tmp_path: Path,
+) -> None:
+    hang = partial(hang_and_record, seq=2, pids=str(tmp_path), seconds=30)
+    with pytest.raises(IncompleteJob) as error:
+        run_job(split("hung", ["row"] * 8, size=2), hang, 2, retries=0, timeout=6)
+    assert 2 in error.value.missing
+    pids = [int(path.name) for path in tmp_path.iterdir()]
+    assert pids, "no worker ran"
+    deadline = time.monotonic() + 10
+    while any(map(alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [pid for pid in pids if alive(pid)] == []  # none left hanging
 
 
 def test_split_numbers_every_chunk() -> None:

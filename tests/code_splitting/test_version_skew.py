@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import threading
 from pathlib import Path
 
@@ -16,29 +15,20 @@ import pytest
 
 from snippets.code_splitting.version_skew import (
     MissingPart,
-    NaiveLoader,
-    PartHost,
-    PinnedLoader,
     SkewSafeLoader,
-    demo,
     deploy,
     fetch_manifest,
     fetch_part,
-    release,
-    run,
 )
-from tests.conftest import OutputCheck
+from snippets.code_splitting.version_skew.naive import NaiveLoader, PinnedLoader
+from snippets.support.code_splitting_skew import PartHost, release, run
 
 CLIENTS = 8
+SETTINGS = release("x")["settings"]
 
 
 def part_files(root: Path) -> set[str]:
     return {path.name for path in (root / "parts").iterdir()}
-
-
-def test_demo_output(tmp_path: Path, expected_output: OutputCheck) -> None:
-    print("python", platform.python_version())
-    expected_output("code_splitting/version_skew.demo", "\n".join(demo(tmp_path)))
 
 
 def test_break_a_stale_client_loads_a_deleted_part(tmp_path: Path) -> None:
@@ -136,3 +126,50 @@ def test_loader_is_usable_from_many_threads_without_a_deploy(tmp_path: Path) -> 
             thread.join(timeout=10)
         assert got == ["report v1"] * CLIENTS
         assert host.hits["manifest.json"] == 1
+
+
+def test_a_redeploy_leaves_a_download_in_progress_whole(tmp_path: Path) -> None:
+    """A client that is reading an unchanged part while a deploy runs."""
+    deploy(tmp_path, "v1", release("report v1"), keep_previous=1)
+    shared = tmp_path / "parts" / (hashlib.sha256(SETTINGS).hexdigest() + ".py")
+    before = shared.stat()
+    with shared.open("rb") as download:  # the host is sending this file
+        head = download.read(4)
+        deploy(tmp_path, "v2", release("report v2"), keep_previous=1)
+        rest = download.read()
+    assert head + rest == SETTINGS  # no short read, so no false hash error
+    after = shared.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_deploy_publishes_parts_with_a_rename(tmp_path: Path) -> None:
+    """A part the deploy writes appears whole: never a half-written file."""
+    deploy(tmp_path, "v1", release("report v1"), keep_previous=0)
+    names = part_files(tmp_path)
+    assert all(name.endswith(".py") for name in names)  # no temporary left over
+    for name in names:
+        body = (tmp_path / "parts" / name).read_bytes()
+        assert hashlib.sha256(body).hexdigest() + ".py" == name
+
+
+def test_a_reader_never_sees_a_short_part_during_redeploys(tmp_path: Path) -> None:
+    """Read an unchanged part in a loop while the same parts are redeployed."""
+    deploy(tmp_path, "v0", release("report v0"), keep_previous=1)
+    shared = tmp_path / "parts" / (hashlib.sha256(SETTINGS).hexdigest() + ".py")
+    stop = threading.Event()
+    reads: list[bytes] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            reads.append(shared.read_bytes())
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for version in range(1, 201):
+            deploy(tmp_path, f"v{version}", release("report"), keep_previous=1)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert reads, "the reader never ran"
+    assert {body for body in reads} == {SETTINGS}

@@ -11,109 +11,35 @@ timing for attribute access.
 
 from __future__ import annotations
 
-import importlib
-import subprocess
 import sys
 import threading
-import types
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import snippets.lazy_loading.explicit_lazy_imports as lazy_imports
 from snippets.lazy_loading.explicit_lazy_imports import (
-    PlainRegistry,
     Registry,
     latency_summary,
 )
 from snippets.lazy_loading.lazy_submodules import modules_imported_by
-from tests.conftest import ROOT, OutputCheck
+from snippets.support.lazy_loading_apps import (
+    Apps,
+    plain,
+    scratch_apps,
+    with_providers,
+)
+from tests.conftest import ROOT
 
 LISTING_315 = ROOT / "snippets" / "lazy_loading" / "explicit_lazy_imports_315.txt"
 THREADS = 32
 
-# A package that defers its plugin module: `import app` does not import
-# app.csv_export; reading `app.csv_export` does. The plugin registers itself
-# in the registry the probe hands out.
-APP_INIT = """\
-from snippets.lazy_loading.lazy_submodules import LazySubmodules
-__getattr__ = LazySubmodules(__name__, ["csv_export"]).getattr
-"""
-PLUGIN = """\
-import {probe} as probe
-probe.ran()
-probe.meet()
-@probe.registry.register("csv")
-def export(rows):
-    return rows
-"""
-
-
-class Probe(types.ModuleType):
-    """Hands the plugin its registry and counts how often its body runs."""
-
-    def __init__(self, name: str, registry: PlainRegistry) -> None:
-        super().__init__(name)
-        self.registry = registry
-        self.runs = 0
-        self.meeting: threading.Barrier | None = None
-        self._lock = threading.Lock()
-
-    def ran(self) -> None:
-        with self._lock:
-            self.runs += 1
-
-    def meet(self) -> None:
-        if self.meeting is not None:
-            try:
-                self.meeting.wait()
-            except threading.BrokenBarrierError:
-                pass  # the timeout: the other threads wait on the import lock
-
-
-class Apps:
-    """Writes app packages with unique names into a directory on sys.path."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.made: list[str] = []
-
-    def make(
-        self, make_registry: Callable[[str], PlainRegistry], plugin: str = PLUGIN
-    ) -> tuple[types.ModuleType, Probe]:
-        name = f"lzapp_{uuid.uuid4().hex[:10]}"
-        probe = Probe(f"{name}_probe", make_registry(f"{name}.csv_export"))
-        sys.modules[probe.__name__] = probe
-        self.made += [name, probe.__name__]
-        package = self.root / name
-        package.mkdir()
-        (package / "__init__.py").write_text(APP_INIT)
-        (package / "csv_export.py").write_text(plugin.format(probe=probe.__name__))
-        importlib.invalidate_caches()
-        return importlib.import_module(name), probe
-
 
 @pytest.fixture
 def apps(tmp_path: Path) -> Iterator[Apps]:
-    sys.path.insert(0, str(tmp_path))
-    made = Apps(tmp_path)
-    try:
+    with scratch_apps(tmp_path) as made:
         yield made
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in list(sys.modules):
-            if name.partition(".")[0] in made.made:
-                del sys.modules[name]
-
-
-def plain(_: str) -> PlainRegistry:
-    return PlainRegistry()
-
-
-def with_providers(module: str) -> Registry:
-    return Registry(providers={"csv": module})
 
 
 # -- what Python 3.11 to 3.14 do with the same file ---------------------------- #
@@ -195,26 +121,6 @@ def test_unknown_key_and_silent_provider_are_errors(apps: Apps) -> None:
         probe.registry.get("csv")
 
 
-def test_registration_output_matches_the_page(
-    apps: Apps, expected_output: OutputCheck
-) -> None:
-    lines = []
-    for label, make in (("PlainRegistry", plain), ("Registry", with_providers)):
-        _, probe = apps.make(make)
-        try:
-            entry = probe.registry.get("csv")
-            outcome = f"{entry.__module__.rpartition('.')[2]}.{entry.__name__}"
-        except KeyError as error:
-            outcome = f"KeyError: {error}"
-        call = f"{label}.get('csv')"
-        lines.append(f"{call:<26}-> {outcome}")
-        lines.append(f"{'  plugin module ran':<26}-> {probe.runs} time(s)")
-    expected_output("lazy_loading/explicit_lazy_imports.registry", "\n".join(lines))
-
-
-# -- threads and errors at first use ---------------------------------------------- #
-
-
 def test_concurrent_first_lookups_run_the_plugin_once(apps: Apps) -> None:
     _, probe = apps.make(with_providers)
     # The plugin's body waits up to 0.5 s for other threads inside it; none
@@ -280,19 +186,6 @@ def test_module_getattr_does_not_cover_names_used_inside_the_module(
 
 
 # -- the output the page shows ---------------------------------------------------- #
-
-
-def test_demo_output_matches_the_page(expected_output: OutputCheck) -> None:
-    # A fresh interpreter: the exporters' registry must start empty.
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.lazy_loading.explicit_lazy_imports"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    expected_output("lazy_loading/explicit_lazy_imports.demo", result.stdout)
 
 
 def test_the_exporter_exports() -> None:

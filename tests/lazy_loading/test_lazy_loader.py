@@ -16,7 +16,6 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import subprocess
 import sys
 import threading
 import types
@@ -29,13 +28,11 @@ import pytest
 
 from snippets.lazy_loading.lazy_loader import (
     LAZY_LOADER_IS_THREAD_SAFE,
-    demo,
     docs_recipe,
     has_lazy_loader_lock,
     lazy_import,
     warm,
 )
-from tests.conftest import ROOT, OutputCheck
 
 SLOW = "probe.inside.set()\nprobe.release.wait(timeout=10)\nVALUE = 42\n"
 
@@ -383,21 +380,3 @@ def test_missing_module_raises_when_created() -> None:
 
 
 # -- the output the page shows ---------------------------------------------------- #
-
-
-def test_demo_output_matches_the_page(
-    tmp_path: Path, expected_output: OutputCheck
-) -> None:
-    expected_output("lazy_loading/lazy_loader.demo", "\n".join(demo(tmp_path)))
-
-
-def test_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.lazy_loading.lazy_loader"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "failed on first use" in result.stdout

@@ -11,33 +11,26 @@ compared with what the client showed and what the server did.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
 
-from snippets.lazy_loading.load_on_visibility import (
-    LOADERS,
-    OVERTAKEN,
+from snippets.lazy_loading.load_on_visibility import LatestLoader, LoadError, fetch_json
+from snippets.lazy_loading.load_on_visibility.demo import LOADERS, OVERTAKEN
+from snippets.lazy_loading.load_on_visibility.naive import NaiveLoader
+from snippets.lazy_loading.load_on_visibility.server import SearchServer
+from snippets.support.lazy_loading_sessions import (
     WORDS,
-    LatestLoader,
-    LoadError,
-    NaiveLoader,
     Outcome,
     SearchBox,
-    SearchServer,
     TypingSession,
-    fetch_json,
-    many_sessions,
     run_session,
     run_sessions,
     search_client,
-    two_queries,
     typing_sessions,
 )
-from tests.conftest import ROOT, OutputCheck
 
 SESSIONS = typing_sessions(60, seed=11)  # not the demo's seed
 
@@ -294,23 +287,3 @@ def test_fetch_json_reads_answers_and_reports_errors() -> None:
 
 
 # -- the output the page shows ------------------------------------------------ #
-
-
-def test_demo_output_matches_the_page(expected_output: OutputCheck) -> None:
-    overtaken = asyncio.run(two_queries())
-    expected_output("lazy_loading/load_on_visibility.overtaken", "\n".join(overtaken))
-    sessions = asyncio.run(many_sessions())
-    expected_output("lazy_loading/load_on_visibility.sessions", "\n".join(sessions))
-
-
-def test_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.lazy_loading.load_on_visibility"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert 'on screen: "co" stale' in result.stdout
-    assert "100 typing sessions (seed 7)" in result.stdout

@@ -8,8 +8,9 @@ once per thread, every time.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
-import subprocess
+import pickle
 import sys
 import threading
 from collections.abc import Callable
@@ -21,10 +22,8 @@ from snippets.lazy_loading.thread_safe_lazy_init import (
     AsyncOnce,
     NaiveLazy,
     Once,
-    count_initializations,
     locked_cached_property,
 )
-from tests.conftest import ROOT, OutputCheck
 
 THREADS = 8
 
@@ -206,6 +205,48 @@ def test_locked_cached_property_lets_two_instances_initialize_in_parallel() -> N
 # -- asyncio ------------------------------------------------------------------ #
 
 
+class Settings:
+    """A picklable class with a lazily computed attribute."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @locked_cached_property
+    def greeting(self) -> str:
+        return f"hello {self.name}"
+
+
+class Slotted:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @locked_cached_property
+    def greeting(self) -> str:
+        return f"hello {self.name}"
+
+
+def test_locked_cached_property_leaves_no_lock_on_the_instance() -> None:
+    settings = Settings("ada")
+    assert settings.greeting == "hello ada"
+    assert pickle.loads(pickle.dumps(settings)).greeting == "hello ada"
+    assert copy.deepcopy(settings).greeting == "hello ada"
+    assert vars(settings) == {"name": "ada", "greeting": "hello ada"}
+
+
+def test_locked_cached_property_leaves_no_lock_after_a_race() -> None:
+    settings = Settings("ada")
+    results = run_together(THREADS, lambda: settings.greeting)
+    assert results == ["hello ada"] * THREADS
+    assert vars(settings) == {"name": "ada", "greeting": "hello ada"}
+
+
+def test_locked_cached_property_on_a_slots_class_says_why_it_cannot_work() -> None:
+    with pytest.raises(TypeError, match="No '__dict__' attribute on 'Slotted'"):
+        _ = Slotted("ada").greeting
+
+
 def test_async_once_shares_one_initialization_between_tasks() -> None:
     calls = 0
 
@@ -262,20 +303,3 @@ def test_async_once_survives_a_cancelled_waiter_and_retries_after_failure() -> N
 
 
 # -- the output the page shows ------------------------------------------------ #
-
-
-def test_demo_output_matches_the_page(expected_output: OutputCheck) -> None:
-    lines = [count_initializations(NaiveLazy), count_initializations(Once)]
-    expected_output("lazy_loading/thread_safe_lazy_init.demo", "\n".join(lines))
-
-
-def test_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.lazy_loading.thread_safe_lazy_init"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert "Once      8 threads, factory ran 1 time" in result.stdout

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 
 from . import registry
 
+__all__ = ["export_csv"]
+
 
 # --8<-- [start:provider]
 @registry.register("csv")  # a side effect of the import

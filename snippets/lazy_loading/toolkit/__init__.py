@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from snippets.lazy_loading.lazy_submodules import LazySubmodules
 
+__all__ = ["heavy", "prewarm"]
+
 # --8<-- [start:package]
 if TYPE_CHECKING:  # type checkers and editors see an ordinary import
     from . import heavy as heavy

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import decimal
 
+__all__ = ["square"]
+
 PLACES = decimal.Decimal("0.01")
 SQUARES = {n: decimal.Decimal(n) ** 2 for n in range(10_000)}
 

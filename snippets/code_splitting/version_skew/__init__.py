@@ -1,0 +1,28 @@
+"""Version-skew-safe loading of content-hashed parts.
+
+A deploy publishes parts under names derived from their content
+(``parts/<sha256>.py``) and a small manifest that maps part names to those
+files. A client that started on manifest N keeps using it; when deploy N+1
+deletes N's parts, the client's next on-demand load fails. The fix has two
+halves: the deploy keeps the previous releases' parts for a grace period, and
+the client reloads the manifest at most once per stale version, shared by all
+concurrent failures, then fails loudly.
+"""
+
+from snippets.code_splitting.version_skew.deploy import deploy
+from snippets.code_splitting.version_skew.fetch import (
+    Manifest,
+    MissingPart,
+    fetch_manifest,
+    fetch_part,
+)
+from snippets.code_splitting.version_skew.loader import SkewSafeLoader
+
+__all__ = [
+    "Manifest",
+    "MissingPart",
+    "SkewSafeLoader",
+    "deploy",
+    "fetch_manifest",
+    "fetch_part",
+]
