@@ -47,7 +47,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     event_type   text        NOT NULL,
     payload      jsonb       NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz
+    published_at timestamptz,
+    attempts     integer     NOT NULL DEFAULT 0,   -- failed publishes
+    retry_at     timestamptz NOT NULL DEFAULT now(),
+    last_error   text,
+    parked_at    timestamptz  -- set after max_attempts: alert on these rows
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id)
     WHERE published_at IS NULL;
@@ -86,11 +90,22 @@ class PublishError(Exception):
     """The broker did not take the event; it stays pending in the outbox."""
 
 
+class BrokerUnavailable(PublishError):
+    """No connection to the broker: no event can be published just now."""
+
+
 class Publisher(Protocol):
     """Anything that publishes one event and returns only once the broker has it."""
 
     def publish(self, event: Event) -> None:
         """Publish ``event`` or raise ``PublishError``."""
+
+
+class IdlePublisher(Publisher, Protocol):
+    """A publisher whose connection needs servicing while the relay waits."""
+
+    def keep_alive(self) -> None:
+        """Answer heartbeats; called at least every half second while idle."""
 
 
 def _insert_order(conn: Conn, customer: str, total_cents: int) -> int:
@@ -173,22 +188,24 @@ def place_order(
 
 
 # --8<-- [start:claim]
-CLAIM_UNLOCKED = """
-SELECT id, event_id, aggregate_id, event_type, payload FROM outbox
-WHERE published_at IS NULL
+CLAIMABLE = "published_at IS NULL AND parked_at IS NULL AND retry_at <= now()"
+
+CLAIM_UNLOCKED = f"""
+SELECT id, event_id, aggregate_id, event_type, payload, attempts FROM outbox
+WHERE {CLAIMABLE}
 ORDER BY id LIMIT %s
 """  # anti-pattern: two relays read, and publish, the same rows
 
-CLAIM_SKIP_LOCKED = """
-SELECT id, event_id, aggregate_id, event_type, payload FROM outbox
-WHERE published_at IS NULL
+CLAIM_SKIP_LOCKED = f"""
+SELECT id, event_id, aggregate_id, event_type, payload, attempts FROM outbox
+WHERE {CLAIMABLE}
 ORDER BY id LIMIT %s
 FOR UPDATE SKIP LOCKED
 """  # one relay per row, but two relays can reorder one aggregate's events
 
-CLAIM_IN_ORDER = """
-SELECT id, event_id, aggregate_id, event_type, payload FROM outbox AS o
-WHERE published_at IS NULL
+CLAIM_IN_ORDER = f"""
+SELECT id, event_id, aggregate_id, event_type, payload, attempts FROM outbox AS o
+WHERE {CLAIMABLE}
   AND NOT EXISTS (
     SELECT 1 FROM outbox AS earlier
     WHERE earlier.aggregate_id = o.aggregate_id
@@ -207,6 +224,8 @@ def relay_once(
     *,
     batch_size: int = 100,
     claim: str = CLAIM_IN_ORDER,
+    max_attempts: int = 5,
+    backoff: float = 1.0,
 ) -> int:
     """Claim a batch, publish it in order, mark it published, commit.
 
@@ -214,75 +233,149 @@ def relay_once(
     the process dies after a publish and before the commit, the locks go with
     it and the event is published again: consumers must be idempotent.
 
+    An event the broker refuses (unroutable, nacked) holds back only its own
+    aggregate: it is retried after ``backoff`` seconds, doubled per attempt,
+    and parked after ``max_attempts``; the other aggregates go on.
+
     Returns:
         The number of events published.
 
     Raises:
-        PublishError: After marking the events that the broker confirmed.
+        BrokerUnavailable: After marking the events that the broker confirmed.
     """
     sent: list[int] = []
-    failure: PublishError | None = None
+    held_back: set[str] = set()
+    unavailable: BrokerUnavailable | None = None
     with conn.transaction():
         rows = conn.execute(claim, (batch_size,)).fetchall()
-        for row_id, event_id, aggregate, event_type, payload in rows:
+        for row_id, event_id, aggregate, event_type, payload, attempts in rows:
+            if aggregate in held_back:
+                continue  # an earlier event of this aggregate failed
             try:
                 publisher.publish(Event(str(event_id), aggregate, event_type, payload))
-            except PublishError as error:
-                failure = error  # stop: later events of the aggregate must wait
+            except BrokerUnavailable as error:
+                unavailable = error  # not the event's fault: nothing is counted
                 break
+            except PublishError as error:
+                held_back.add(aggregate)
+                _record_failure(
+                    conn, row_id, attempts + 1, max_attempts, backoff, error
+                )
+                continue
             sent.append(row_id)
-        if sent:
-            conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (sent,)
-            )
-    if failure is not None:
-        raise failure
+        _mark_published(conn, sent)
+    if unavailable is not None:
+        raise unavailable
     return len(sent)
 
 
 # --8<-- [end:relay]
 
 
+# --8<-- [start:relay-failure]
+def _mark_published(conn: Conn, ids: list[int]) -> None:
+    if ids:
+        conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (ids,)
+        )
+
+
+def _record_failure(
+    conn: Conn, row_id: int, attempts: int, limit: int, backoff: float, error: Exception
+) -> None:
+    park = attempts >= limit
+    conn.execute(
+        "UPDATE outbox SET attempts = %s, last_error = %s,"
+        " retry_at = now() + make_interval(secs => %s),"
+        " parked_at = CASE WHEN %s THEN now() END WHERE id = %s",
+        (attempts, str(error), backoff * 2 ** (attempts - 1), park, row_id),
+    )
+    if park:
+        log.error("outbox row %s parked after %s attempts: %s", row_id, attempts, error)
+    else:
+        log.warning("outbox row %s failed (attempt %s): %s", row_id, attempts, error)
+
+
+# --8<-- [end:relay-failure]
+
+
+# --8<-- [start:parked]
+PARKED = """
+SELECT id, aggregate_id, event_type, attempts, last_error, parked_at FROM outbox
+WHERE parked_at IS NOT NULL AND published_at IS NULL
+ORDER BY id
+"""
+
+
+def parked_events(conn: Conn) -> list[tuple[Any, ...]]:
+    """Rows that gave up; each one holds back the later events of its aggregate.
+
+    Alert when this is not empty (or export ``count(*)`` as a gauge).
+    """
+    return conn.execute(PARKED).fetchall()
+
+
+def release_parked(conn: Conn, aggregate_id: str) -> int:
+    """After fixing the cause, let an aggregate's parked event go again."""
+    cursor = conn.execute(
+        "UPDATE outbox SET parked_at = NULL, attempts = 0, retry_at = now()"
+        " WHERE aggregate_id = %s AND parked_at IS NOT NULL"
+        " AND published_at IS NULL",
+        (aggregate_id,),
+    )
+    return cursor.rowcount
+
+
+# --8<-- [end:parked]
+
+
 # --8<-- [start:run-relay]
 def run_relay(
     dsn: str,
-    publisher: Publisher,
+    publisher: IdlePublisher,
     stop: threading.Event,
     *,
     channel: str = "outbox",
     batch_size: int = 100,
     poll_interval: float = 5.0,
     retry_delay: float = 1.0,
+    max_attempts: int = 5,
 ) -> int:
     """Relay until ``stop`` is set; return the number of events published.
 
     ``NOTIFY`` wakes the relay as soon as an event commits. The poll every
     ``poll_interval`` seconds catches what a notification missed, for example
-    one sent while the relay was reconnecting. A broker failure
-    leaves the batch pending and is retried after ``retry_delay`` seconds;
-    database errors propagate, so a supervisor restarts the relay.
+    one sent while the relay was reconnecting, and retries events in backoff.
+    While it waits, the relay keeps the broker connection alive. A broker that
+    cannot be reached is retried after ``retry_delay`` seconds; database errors
+    propagate, so a supervisor restarts the relay.
     """
     published = 0
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         while not stop.is_set():
             try:
-                count = relay_once(conn, publisher, batch_size=batch_size)
-            except PublishError:
-                log.exception("publish failed; the events stay in the outbox")
+                count = relay_once(
+                    conn, publisher, batch_size=batch_size, max_attempts=max_attempts
+                )
+            except BrokerUnavailable:
+                log.exception("broker unavailable; the events stay in the outbox")
                 stop.wait(retry_delay)
                 continue
             published += count
             if count == 0:
-                _wait_for_notify(conn, stop, poll_interval)
+                _wait_for_notify(conn, publisher, stop, poll_interval)
     return published
 
 
-def _wait_for_notify(conn: Conn, stop: threading.Event, timeout: float) -> None:
+def _wait_for_notify(
+    conn: Conn, publisher: IdlePublisher, stop: threading.Event, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
         for _ in conn.notifies(timeout=min(left, 0.5), stop_after=1):
             return
+        publisher.keep_alive()  # heartbeats, or the broker drops the connection
 
 
 # --8<-- [end:run-relay]
@@ -331,7 +424,21 @@ class RabbitPublisher:
             raise PublishError(f"{event.event_id}: {error!r}") from error
         except AMQPError as error:  # no connection, or it broke: start over
             self.close()
-            raise PublishError(f"{event.event_id}: {error!r}") from error
+            raise BrokerUnavailable(f"{event.event_id}: {error!r}") from error
+
+    def keep_alive(self) -> None:
+        """Send and answer heartbeats on an idle connection.
+
+        pika's ``BlockingConnection`` only does so inside its own calls; a
+        connection nobody calls misses heartbeats and the broker closes it.
+        """
+        if self._connection is None:
+            return
+        try:
+            self._connection.process_data_events(time_limit=0)
+        except AMQPError:
+            log.warning("the broker connection broke while idle", exc_info=True)
+            self.close()  # the next publish reconnects
 
     # --8<-- [end:publisher]
 

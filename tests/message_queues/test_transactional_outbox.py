@@ -27,15 +27,17 @@ from snippets.message_queues.transactional_outbox import (
     CLAIM_IN_ORDER,
     CLAIM_SKIP_LOCKED,
     CLAIM_UNLOCKED,
+    BrokerUnavailable,
     Conn,
     Event,
     Publisher,
-    PublishError,
     RabbitPublisher,
     add_to_outbox,
     create_schema,
+    parked_events,
     place_order,
     relay_once,
+    release_parked,
     run_relay,
 )
 from tests.conftest import OutputCheck, Postgres, RabbitMQ
@@ -64,8 +66,10 @@ def log_versions(conn: Conn, rabbitmq: RabbitMQ) -> None:
     print(f"PostgreSQL {row[0]}, RabbitMQ {version}")
 
 
-def topology(rabbitmq: RabbitMQ, *, bind: bool = True) -> tuple[str, str]:
-    """An exchange for the events and (if ``bind``) one queue that gets them all."""
+def topology(
+    rabbitmq: RabbitMQ, *, bind: bool = True, pattern: str = "#"
+) -> tuple[str, str]:
+    """An exchange for the events and (if ``bind``) one queue bound by ``pattern``."""
     exchange, queue = rabbitmq.name("events"), rabbitmq.name("orders")
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
     try:
@@ -73,7 +77,7 @@ def topology(rabbitmq: RabbitMQ, *, bind: bool = True) -> tuple[str, str]:
         channel.exchange_declare(exchange, "topic", durable=True)
         channel.queue_declare(queue, durable=True)
         if bind:
-            channel.queue_bind(queue, exchange, "#")
+            channel.queue_bind(queue, exchange, pattern)
     finally:
         connection.close()
     return exchange, queue
@@ -491,18 +495,20 @@ def test_unroutable_event(
         log_versions(conn, rabbitmq)
         place_order(conn, "alice", 4200)
     exchange, _ = topology(rabbitmq, bind=False)
-    outcome = "published"
     with (
         RabbitPublisher(rabbitmq.url, exchange, mandatory=mandatory) as publisher,
         psycopg.connect(postgres.dsn, autocommit=True) as conn,
     ):
-        try:
-            relay_once(conn, publisher)
-        except PublishError:
-            outcome = "PublishError (returned by the broker)"
+        published = relay_once(conn, publisher)
+        attempts = scalar(conn, "SELECT attempts FROM outbox")
+    outcome = "published" if published else "returned by the broker"
     assert counts(postgres)[1] == pending
-    assert (outcome == "published") is (not mandatory)
-    report = f"mandatory={mandatory}: {outcome}, left pending: {counts(postgres)[1]}"
+    assert published == (0 if mandatory else 1)
+    assert attempts == (1 if mandatory else 0)
+    report = (
+        f"mandatory={mandatory}: {outcome}, failed attempts: {attempts},"
+        f" left pending: {counts(postgres)[1]}"
+    )
     expected_output(
         f"message_queues/transactional_outbox.unroutable-{mandatory}", report
     )
@@ -576,7 +582,148 @@ def test_broker_unreachable_leaves_the_event_pending(postgres: Postgres) -> None
         nobody = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens on port 1
         with (
             RabbitPublisher(nobody, "events", timeout=2) as publisher,
-            pytest.raises(PublishError),
+            pytest.raises(BrokerUnavailable),
         ):
             relay_once(conn, publisher)
+        assert scalar(conn, "SELECT attempts FROM outbox") == 0  # not counted
     assert counts(postgres)[1] == 1
+
+
+# --------------------------------------------------------------------------- #
+# A failing event holds back its own aggregate, not the relay
+# --------------------------------------------------------------------------- #
+
+
+def attempts_of(conn: Conn, event_type: str) -> tuple[int, bool]:
+    row = conn.execute(
+        "SELECT attempts, parked_at IS NOT NULL FROM outbox WHERE event_type = %s",
+        (event_type,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), bool(row[1])
+
+
+def test_an_unroutable_event_holds_back_only_its_aggregate(
+    postgres: Postgres, rabbitmq: RabbitMQ
+) -> None:
+    """The oldest event has a type no queue is bound for; the rest still go out."""
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        create_schema(conn)
+        log_versions(conn, rabbitmq)
+        with conn.transaction():
+            add_to_outbox(conn, "order-1", "invoice.issued", {"seq": 1})
+            add_to_outbox(conn, "order-2", "order.placed", {"seq": 1})
+            add_to_outbox(conn, "order-3", "order.placed", {"seq": 1})
+            add_to_outbox(conn, "order-1", "order.placed", {"seq": 2})
+    exchange, queue = topology(rabbitmq, pattern="order.*")
+    with (
+        RabbitPublisher(rabbitmq.url, exchange) as publisher,
+        psycopg.connect(postgres.dsn, autocommit=True) as conn,
+    ):
+        assert relay_once(conn, publisher, max_attempts=3, backoff=0) == 2
+        delivered = drain(rabbitmq, queue)
+        assert sorted(aggregate for _, aggregate, _ in delivered) == [
+            "order-2",
+            "order-3",
+        ]
+        assert attempts_of(conn, "invoice.issued") == (1, False)
+        for _ in range(2):
+            assert relay_once(conn, publisher, max_attempts=3, backoff=0) == 0
+        assert attempts_of(conn, "invoice.issued") == (3, True)  # parked
+        assert relay_once(conn, publisher, max_attempts=3, backoff=0) == 0
+        assert attempts_of(conn, "invoice.issued") == (3, True)  # not claimed again
+        assert [row[1] for row in parked_events(conn)] == ["order-1"]
+        # The fix: bind a queue for the type, then let the row go again.
+        amqp = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
+        amqp.channel().queue_bind(queue, exchange, "invoice.*")
+        amqp.close()
+        assert release_parked(conn, "order-1") == 1
+        assert relay_once(conn, publisher) == 1
+        assert relay_once(conn, publisher) == 1
+    later = drain(rabbitmq, queue)
+    assert [(aggregate, payload["seq"]) for _, aggregate, payload in later] == [
+        ("order-1", 1),
+        ("order-1", 2),
+    ]
+    assert counts(postgres)[1] == 0
+
+
+# --------------------------------------------------------------------------- #
+# An idle relay keeps its broker connection
+# --------------------------------------------------------------------------- #
+
+
+def wait_until_listening(conn: Conn, app: str) -> None:
+    """Until the relay with ``application_name`` ``app`` waits on LISTEN."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = %s"
+            " AND state = 'idle' AND query = 'COMMIT'",
+            (app,),
+        ).fetchone()
+        if row is not None:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the relay never went idle")
+
+
+def wait_for_messages(rabbitmq: RabbitMQ, queue: str, what: str) -> int:
+    start = time.monotonic()
+    while not (messages := drain(rabbitmq, queue)):
+        assert time.monotonic() - start < WAIT, what
+        time.sleep(0.01)
+    return len(messages)
+
+
+def test_idle_relay_services_heartbeats(postgres: Postgres, rabbitmq: RabbitMQ) -> None:
+    """A 2 s heartbeat, a quiet spell of three times that, then an event.
+
+    Without heartbeats the broker drops the connection during the quiet spell;
+    the publish then fails and the relay waits ``retry_delay`` (60 s) to retry,
+    so the event could not arrive within WAIT.
+    """
+    heartbeat = 2
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        create_schema(conn)
+        log_versions(conn, rabbitmq)
+    exchange, queue = topology(rabbitmq)
+    channel, app = f"outbox_{postgres.schema}", f"relay_{postgres.schema}"
+    stop = threading.Event()
+    result: list[int] = []
+    errors: list[BaseException] = []
+
+    def relay() -> None:
+        url = f"{rabbitmq.url}?heartbeat={heartbeat}"
+        try:
+            with RabbitPublisher(url, exchange) as publisher:
+                dsn = f"{postgres.dsn}&application_name={app}"
+                result.append(
+                    run_relay(
+                        dsn,
+                        publisher,
+                        stop,
+                        channel=channel,
+                        poll_interval=60,
+                        retry_delay=60,
+                    )
+                )
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=relay)
+    thread.start()
+    try:
+        with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+            wait_until_listening(conn, app)
+            place_order(conn, "alice", 4200, channel=channel)
+            assert wait_for_messages(rabbitmq, queue, "the first event") == 1
+            wait_until_listening(conn, app)
+            time.sleep(3 * heartbeat)  # the quiet spell is what is under test
+            place_order(conn, "bob", 1700, channel=channel)
+            assert wait_for_messages(rabbitmq, queue, "the event after idling") == 1
+    finally:
+        stop.set()
+        thread.join(WAIT + 60)
+    assert errors == []
+    assert result == [2]
