@@ -212,28 +212,49 @@ def consume(
             transaction rolled back and the message was requeued.
     """
     deliveries = channel.consume(queue, inactivity_timeout=idle_timeout)
-    for method, properties, body in deliveries:
-        if stop.is_set():
-            break
-        if method is None:  # idle_timeout passed without a delivery
-            continue
-        try:
-            credit = Credit.from_amqp(properties.message_id, body, method.redelivered)
-        except ValueError:
-            log.exception("rejecting malformed message")
-            channel.basic_reject(method.delivery_tag, requeue=False)  # to the DLX
-            continue
-        try:
-            with conn.transaction():
-                handler(conn, consumer, credit)
-        except Exception:  # rolled back: requeue, and let a supervisor restart us
-            channel.basic_nack(method.delivery_tag, requeue=True)
-            raise
-        channel.basic_ack(method.delivery_tag)  # only after the commit
-    channel.cancel()  # unacked deliveries still buffered go back to the queue
+    try:
+        for method, properties, body in deliveries:
+            if method is None:  # idle_timeout passed without a delivery
+                if stop.is_set():
+                    break
+                continue
+            if stop.is_set():  # not processed, not failed: nack does not count
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                break
+            _handle(channel, method, properties, body, conn, handler, consumer)
+    finally:
+        channel.cancel()  # deliveries still buffered go back to the queue
 
 
 # --8<-- [end:consume]
+
+
+# --8<-- [start:settle]
+def _handle(
+    channel: Any,
+    method: Any,
+    properties: Any,
+    body: bytes,
+    conn: Conn,
+    handler: Handler,
+    consumer: str,
+) -> None:
+    try:
+        credit = Credit.from_amqp(properties.message_id, body, method.redelivered)
+    except ValueError:
+        log.exception("rejecting malformed message")
+        channel.basic_reject(method.delivery_tag, requeue=False)  # to the DLX
+        return
+    try:
+        with conn.transaction():
+            handler(conn, consumer, credit)
+    except Exception:  # a failure: reject counts toward a quorum queue's limit
+        channel.basic_reject(method.delivery_tag, requeue=True)
+        raise
+    channel.basic_ack(method.delivery_tag)  # only after the commit
+
+
+# --8<-- [end:settle]
 
 
 # --8<-- [start:retention]

@@ -155,6 +155,31 @@ def kill_consumer_at(mode: str, name: str, dsn: str, url: str, queue: str) -> No
                 stream.close()
 
 
+class Settlements:
+    """A real pika channel that records how each delivery was settled."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.settled: list[tuple[str, bool]] = []
+
+    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
+        self.settled.append(("basic_reject", requeue))
+        self.channel.basic_reject(delivery_tag, requeue=requeue)
+
+    def basic_nack(
+        self, delivery_tag: int, multiple: bool = False, requeue: bool = True
+    ) -> None:
+        self.settled.append(("basic_nack", requeue))
+        self.channel.basic_nack(delivery_tag, multiple=multiple, requeue=requeue)
+
+    def basic_ack(self, delivery_tag: int) -> None:
+        self.settled.append(("basic_ack", False))
+        self.channel.basic_ack(delivery_tag)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.channel, name)
+
+
 def consume_one(
     postgres: Postgres, rabbitmq: RabbitMQ, queue: str, handler: Handler
 ) -> list[Credit]:
@@ -295,17 +320,46 @@ def test_failed_handler_leaves_no_marker_and_requeues(
     )  # no such account
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
     try:
-        channel = connection.channel()
+        channel = Settlements(connection.channel())
         channel.basic_qos(prefetch_count=1)
         with psycopg.connect(postgres.dsn, autocommit=True) as conn:
             log_versions(conn, connection)
             with pytest.raises(LookupError):
                 consume(channel, queue, conn, credit_once, CONSUMER, threading.Event())
             rows = inbox_rows(conn)
+        depth = queue_depth(rabbitmq, queue)  # with the connection still open
     finally:
         connection.close()
     assert rows == 0  # the marker rolled back with the failed credit
-    assert queue_depth(rabbitmq, queue) == 1  # and the message is back in the queue
+    assert depth == 1  # and the message is back in the queue
+    # A failure is a basic.reject: RabbitMQ 4.3+ counts it toward delivery-limit.
+    assert channel.settled == [("basic_reject", True)]
+
+
+def test_stop_requeues_the_message_in_hand(
+    postgres: Postgres, rabbitmq: RabbitMQ
+) -> None:
+    """``stop`` is set when a delivery arrives: it goes back, not into limbo."""
+    setup_db(postgres)
+    queue = rabbitmq.name("credits")
+    publish_credit(rabbitmq, queue, Credit("credit-1", "alice", AMOUNT))
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
+    stop = threading.Event()
+    stop.set()
+    try:
+        channel = Settlements(connection.channel())
+        channel.basic_qos(prefetch_count=1)
+        with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+            log_versions(conn, connection)
+            consume(channel, queue, conn, credit_once, CONSUMER, stop)
+            rows = inbox_rows(conn)
+        depth = queue_depth(rabbitmq, queue)  # unacked would not count as ready
+    finally:
+        connection.close()
+    assert rows == 0
+    assert depth == 1
+    # Not processed is not failed: a nack does not count toward delivery-limit.
+    assert channel.settled == [("basic_nack", True)]
 
 
 # --------------------------------------------------------------------------- #
