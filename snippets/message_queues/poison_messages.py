@@ -189,18 +189,10 @@ def handle_with_counted_retries(
         headers["error"] = f"{type(error).__name__}: {error}"[:200]
         target = dead_letter_queue if final else retry_queue
         log.warning("attempt %d failed; to %s", attempt, target, exc_info=True)
-        channel.basic_publish(
-            "",
-            target,
-            body,
-            pika.BasicProperties(
-                headers=headers,
-                delivery_mode=2,
-                content_type=properties.content_type,
-                message_id=properties.message_id,
-            ),
-            mandatory=True,
+        copy = pika.BasicProperties(  # every property, headers updated
+            **{**vars(properties), "headers": headers, "delivery_mode": 2}
         )
+        channel.basic_publish("", target, body, copy, mandatory=True)
         channel.basic_ack(method.delivery_tag)
         return "dead-lettered" if final else "requeued"
     channel.basic_ack(method.delivery_tag)
