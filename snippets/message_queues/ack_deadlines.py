@@ -155,15 +155,16 @@ def reclaim_idle(
     min_idle_ms: int,
     max_deliveries: int,
     dead_letter: str,
-    count: int = 100,
+    count: int = 1,
 ) -> ReclaimResult:
     """Claim entries idle longer than `min_idle_ms` and process them once more.
 
     Walks the whole PEL with XAUTOCLAIM's cursor. Each claim increments the
     entry's delivery counter; an entry delivered more than `max_deliveries`
     times goes to the `dead_letter` stream instead of to the handler.
-    `min_idle_ms` must exceed your slowest handler, or you claim entries
-    from consumers that are still working on them.
+    `min_idle_ms` must exceed the time from a claim to the last XACK of its
+    batch: `count` times your slowest handler. Otherwise a claimed entry that
+    waits for its turn goes idle again, and another reclaimer takes it too.
     """
     result = ReclaimResult()
     cursor = "0-0"

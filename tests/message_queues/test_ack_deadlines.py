@@ -16,9 +16,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats as nats_py
 import pytest
@@ -35,6 +37,7 @@ from snippets.message_queues.ack_deadlines import (
     create_work_queue,
     ensure_group,
     handle_without_heartbeats,
+    reclaim_idle,
     run_reclaimer,
     with_heartbeats,
     work_loop,
@@ -267,6 +270,61 @@ def test_redis_reclaimer_recovers_a_crashed_consumers_entry(
             ]
         ),
     )
+
+
+def test_two_reclaimers_never_handle_one_entry_twice(
+    redis: Redis, client: redis_py.Redis
+) -> None:
+    """Each entry takes well under min-idle to handle, all of them together more.
+
+    Reclaimer A starts on eight entries a dead consumer left pending; reclaimer
+    B starts once A has handled six. An entry that A claimed but has not reached
+    yet has been idle for longer than min-idle by then, and B would take it too.
+    """
+    stream, dead = redis.key("jobs"), redis.key("jobs-dead")
+    ensure_group(client, stream, GROUP)
+    ids = [str(client.xadd(stream, {"job": f"job-{n}"})) for n in range(8)]
+    client.xreadgroup(GROUP, "worker-1", {stream: ">"})  # then it dies
+    min_idle_ms, work_s = 1500, 0.3
+    handled: Counter[str] = Counter()
+    lock = threading.Lock()
+    six_done = threading.Event()
+
+    def slow(entry: str, fields: Fields) -> None:
+        time.sleep(work_s)  # the work itself, well under min-idle
+        with lock:
+            handled[entry] += 1
+            if sum(handled.values()) >= 6:
+                six_done.set()
+
+    def fast(entry: str, fields: Fields) -> None:
+        with lock:
+            handled[entry] += 1
+
+    options: dict[str, Any] = {
+        "min_idle_ms": min_idle_ms,
+        "max_deliveries": 3,
+        "dead_letter": dead,
+    }
+    pending = client.xpending_range(stream, GROUP, "-", "+", 10, idle=min_idle_ms)
+    deadline = time.monotonic() + 10
+    while len(pending) < len(ids):  # until worker-1's entries are reclaimable
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        pending = client.xpending_range(stream, GROUP, "-", "+", 10, idle=min_idle_ms)
+    a = threading.Thread(
+        target=reclaim_idle, args=(client, stream, GROUP, "a", slow), kwargs=options
+    )
+    a.start()
+    try:
+        assert six_done.wait(timeout=10)
+        reclaim_idle(client, stream, GROUP, "b", fast, **options)
+    finally:
+        a.join(timeout=10)
+    assert not a.is_alive()
+    assert sorted(handled) == sorted(ids)
+    assert set(handled.values()) == {1}, f"handled twice: {handled}"
+    assert client.xpending(stream, GROUP)["pending"] == 0
 
 
 def test_redis_entry_delivered_too_often_goes_to_the_dead_letter_stream(
