@@ -227,9 +227,10 @@ def test_blocking_the_connection_thread_drops_the_connection(
         method, _, _ = next(channel.consume(queue, inactivity_timeout=5))
         assert method is not None
         threading.Event().wait(SLOW_SECONDS)  # the handler, on pika's thread
-        with pytest.raises(pika.exceptions.AMQPError):
+        with pytest.raises(pika.exceptions.StreamLostError) as lost:
             channel.basic_ack(method.delivery_tag)
             conn.process_data_events(time_limit=0.5)
+    print(f"basic_ack after the silence: {lost.value!r}")
     cc.wait_until(lambda: ready(connection, queue) == 1, 10, "the requeue")
 
 
