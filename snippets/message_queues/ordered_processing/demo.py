@@ -1,73 +1,44 @@
-"""Ordered processing: per-key FIFO lanes, and priorities that cannot starve.
+"""The cases the ordered-processing page shows, and the consumers that reorder.
 
-Competing consumers on one queue reorder the events of a key as soon as two
-of them are in flight at once. Routing every key to one lane by a stable hash
-keeps each key's events in order while different keys still run in parallel
-(the sequential convoy). For priorities, a strict priority queue never serves
-low-priority work while urgent work keeps arriving; aging a waiting item by
-one level per interval bounds how long any item waits.
+    python -m snippets.message_queues.ordered_processing.demo CASE
+
+``order`` and ``priority`` need no server; ``rabbitmq`` runs against RabbitMQ.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import itertools
 import json
 import queue
 import random
+import sys
 import threading
 import time
-import zlib
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import pika
 
+from snippets.message_queues.ordered_processing.aging import AgingPriorityQueue
+from snippets.message_queues.ordered_processing.lanes import (
+    _DONE,
+    Event,
+    Ledger,
+    _Done,
+    run_partitioned,
+)
+from snippets.message_queues.ordered_processing.rabbitmq import (
+    consume_events,
+    declare_ordered_queue,
+)
+from snippets.support import services
+from snippets.support.cases import run_cases
+
+__all__: list[str] = []
+
 T = TypeVar("T")
-
-
-# --8<-- [start:ledger]
-@dataclass(frozen=True)
-class Event:
-    """One change to an account. `seq` counts 1, 2, 3... per account."""
-
-    account: str
-    seq: int
-    amount: int  # > 0 deposit, < 0 withdrawal
-
-
-@dataclass
-class Ledger:
-    """Balances with one business rule: a withdrawal above the balance is refused."""
-
-    balances: dict[str, int] = field(default_factory=dict)
-    last_seq: dict[str, int] = field(default_factory=dict)
-    out_of_order: int = 0  # events applied after a later event of the same account
-
-    def apply(self, event: Event) -> None:
-        """Apply one event; the result depends on the order events arrive in."""
-        if event.seq < self.last_seq.get(event.account, 0):
-            self.out_of_order += 1
-        self.last_seq[event.account] = max(
-            event.seq, self.last_seq.get(event.account, 0)
-        )
-        balance = self.balances.get(event.account, 0)
-        if balance + event.amount >= 0:  # refused withdrawals change nothing
-            self.balances[event.account] = balance + event.amount
-
-
-# --8<-- [end:ledger]
-
-
-class _Done(enum.Enum):
-    TOKEN = enum.auto()
-
-
-_DONE = _Done.TOKEN
 
 
 # --8<-- [start:competing]
@@ -99,46 +70,6 @@ async def run_competing(
 
 
 # --8<-- [end:competing]
-
-
-# --8<-- [start:partitioned]
-def lane_for(key: str, lanes: int) -> int:
-    """A lane number that is the same in every process (unlike `hash(str)`)."""
-    return zlib.crc32(key.encode()) % lanes
-
-
-async def run_partitioned(
-    source: AsyncIterable[T],
-    key: Callable[[T], str],
-    handle: Callable[[T], Awaitable[None]],
-    *,
-    lanes: int,
-    maxsize: int = 100,
-) -> None:
-    """Sequential convoy: one queue and one worker per lane, each key in one lane.
-
-    A key's events run one at a time, in arrival order; different lanes run
-    in parallel. An exception from `handle` stops every lane (the task group
-    cancels them) instead of letting later events of that key overtake it.
-    """
-    queues: list[asyncio.Queue[T | _Done]] = [
-        asyncio.Queue(maxsize) for _ in range(lanes)
-    ]
-
-    async def lane_worker(lane: asyncio.Queue[T | _Done]) -> None:
-        while not isinstance(item := await lane.get(), _Done):
-            await handle(item)  # the next event of this lane waits for this one
-
-    async with asyncio.TaskGroup() as group:
-        for lane in queues:
-            group.create_task(lane_worker(lane))
-        async for item in source:
-            await queues[lane_for(key(item), lanes)].put(item)  # full lane: wait
-        for lane in queues:
-            await lane.put(_DONE)  # one consumer per lane: one token each
-
-
-# --8<-- [end:partitioned]
 
 
 # --8<-- [start:events]
@@ -239,89 +170,6 @@ async def order_demo(seed: int = 7) -> list[str]:
 # --8<-- [end:order-demo]
 
 
-class Closed(Exception):
-    """Raised by `put()` after `close()`, and by `get()` once closed and drained."""
-
-
-@dataclass
-class _Entry(Generic[T]):
-    seq: int
-    enqueued: float
-    item: T
-
-
-# --8<-- [start:aging-queue]
-class AgingPriorityQueue(Generic[T]):
-    """A thread-safe, bounded priority queue in which waiting raises priority.
-
-    Level 0 is the most urgent. Within a level items are FIFO. An item moves
-    up one level for every `age_every` units of `clock` it waits, so an item
-    at level `p` competes as level 0 after `p * age_every` at most: nothing
-    starves, however much urgent work keeps arriving.
-    """
-
-    def __init__(
-        self,
-        levels: int,
-        age_every: float,
-        *,
-        maxsize: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._levels: list[deque[_Entry[T]]] = [deque() for _ in range(levels)]
-        self._age_every, self._maxsize, self._clock = age_every, maxsize, clock
-        self._size, self._closed, self._seq = 0, False, itertools.count()
-        self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-
-    def put(self, item: T, priority: int, timeout: float | None = None) -> None:
-        """Add `item` at level `priority`; wait while full (`queue.Full` on timeout)."""
-        if not 0 <= priority < len(self._levels):
-            raise ValueError(f"priority must be in 0..{len(self._levels) - 1}")
-        with self._not_full:
-            if not self._not_full.wait_for(
-                lambda: self._closed or self._size < self._maxsize, timeout
-            ):
-                raise queue.Full
-            if self._closed:
-                raise Closed
-            entry = _Entry(next(self._seq), self._clock(), item)
-            self._levels[priority].append(entry)
-            self._size += 1
-            self._not_empty.notify()
-
-    # --8<-- [end:aging-queue]
-    # --8<-- [start:aging-get]
-    def get(self, timeout: float | None = None) -> T:
-        """Take the most urgent item after aging; ties go to the oldest."""
-        with self._not_empty:
-            if not self._not_empty.wait_for(
-                lambda: self._size or self._closed, timeout
-            ):
-                raise queue.Empty
-            if not self._size:
-                raise Closed
-            now, best, best_level = self._clock(), (len(self._levels), 0), 0
-            for level, entries in enumerate(self._levels):
-                if entries:  # the head is the oldest, so it has aged the most
-                    aged = int((now - entries[0].enqueued) // self._age_every)
-                    rank = (max(0, level - aged), entries[0].seq)
-                    if rank < best:
-                        best, best_level = rank, level
-            self._size -= 1
-            self._not_full.notify()
-            return self._levels[best_level].popleft().item
-
-    # --8<-- [end:aging-get]
-    def close(self) -> None:
-        """Refuse new items; `get()` drains what is queued, then raises `Closed`."""
-        with self._lock:
-            self._closed = True
-            self._not_empty.notify_all()
-            self._not_full.notify_all()
-
-
 # --8<-- [start:priority-demo]
 def priority_demo(slots: int = 300, age_every: int = 10) -> list[str]:
     """One worker, one urgent item arriving per slot: strict priority versus aging.
@@ -363,45 +211,6 @@ def priority_demo(slots: int = 300, age_every: int = 10) -> list[str]:
 
 
 # --8<-- [end:priority-demo]
-
-
-# --8<-- [start:rabbitmq]
-def declare_ordered_queue(channel: Any, name: str, *, single_active: bool) -> None:
-    """Declare a durable classic queue, optionally with one active consumer.
-
-    With `x-single-active-consumer` the broker delivers to one registered
-    consumer and fails over to another when that one is cancelled or dies,
-    so the order of the queue is the order of processing.
-    """
-    arguments = {"x-single-active-consumer": True} if single_active else {}
-    channel.queue_declare(name, durable=True, arguments=arguments)
-
-
-def consume_events(
-    url: str, queue_name: str, handle: Callable[[Event], None], stop: threading.Event
-) -> None:
-    """Apply events one at a time and ack each only after it is applied.
-
-    `prefetch_count=1` keeps one unacked event per consumer. If `handle`
-    raises, the connection closes and the broker requeues the event for the
-    next consumer. Returns once `stop` is set.
-    """
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        channel.basic_qos(prefetch_count=1)
-        for method, _, body in channel.consume(queue_name, inactivity_timeout=0.05):
-            if stop.is_set():
-                break
-            if method is not None:
-                handle(Event(**json.loads(body)))
-                channel.basic_ack(method.delivery_tag)
-        channel.cancel()
-    finally:
-        connection.close()
-
-
-# --8<-- [end:rabbitmq]
 
 
 def wait_for_consumers(
@@ -512,3 +321,20 @@ def rabbitmq_demo(url: str, plain: str, single: str, hold: float = 0.5) -> list[
             f"balance {ledger.balances.get('acct-42', 0)} (want 20)"
         )
     return lines
+
+
+def show_rabbitmq() -> list[str]:
+    with services.rabbitmq() as mq:
+        return rabbitmq_demo(mq.url, mq.name("plain"), mq.name("single"))
+
+
+if __name__ == "__main__":
+    sys.exit(
+        run_cases(
+            {
+                "order": lambda: asyncio.run(order_demo()),
+                "priority": priority_demo,
+                "rabbitmq": show_rabbitmq,
+            }
+        )
+    )
