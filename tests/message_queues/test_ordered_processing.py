@@ -35,8 +35,8 @@ from snippets.message_queues.ordered_processing.demo import (
     replay,
     run_competing,
     slow_deposit_run,
-    wait_for_consumers,
 )
+from snippets.support.message_queues_ordered import wait_for_consumers
 from tests.conftest import ROOT, RabbitMQ
 
 CHILD = "snippets.support.message_queues_ordered_child"
