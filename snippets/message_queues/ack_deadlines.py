@@ -21,6 +21,7 @@ The Redis functions need a client made with ``decode_responses=True`` and a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,9 @@ from typing import Any, TypeVar, cast
 
 import nats.errors
 import redis
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
 from redis.typing import EncodableT, FieldT
@@ -155,15 +158,16 @@ def reclaim_idle(
     min_idle_ms: int,
     max_deliveries: int,
     dead_letter: str,
-    count: int = 100,
+    count: int = 1,
 ) -> ReclaimResult:
     """Claim entries idle longer than `min_idle_ms` and process them once more.
 
     Walks the whole PEL with XAUTOCLAIM's cursor. Each claim increments the
     entry's delivery counter; an entry delivered more than `max_deliveries`
     times goes to the `dead_letter` stream instead of to the handler.
-    `min_idle_ms` must exceed your slowest handler, or you claim entries
-    from consumers that are still working on them.
+    `min_idle_ms` must exceed the time from a claim to the last XACK of its
+    batch: `count` times your slowest handler. Otherwise a claimed entry that
+    waits for its turn goes idle again, and another reclaimer takes it too.
     """
     result = ReclaimResult()
     cursor = "0-0"
@@ -345,6 +349,15 @@ async def with_heartbeats(msg: Msg, work: Awaitable[T], every: float) -> T:
 
 
 # --8<-- [start:nats-worker]
+class PermanentError(Exception):
+    """Retrying cannot help (a malformed payload): the message is terminated."""
+
+
+def nak_delay(delivery: int, base: float, cap: float) -> float:
+    """`base` after the first failure, doubled after each one, at most `cap`."""
+    return float(min(cap, base * 2 ** (delivery - 1)))
+
+
 async def work_loop(
     sub: JetStreamContext.PullSubscription,
     job: Job,
@@ -352,14 +365,16 @@ async def work_loop(
     *,
     heartbeat_every: float,
     retry_delay: float,
+    max_retry_delay: float = 60.0,
     fetch_timeout: float = 1.0,
 ) -> int:
     """Fetch one message at a time and run `job` on it until `stop` is set.
 
     Success: a double ack (`ack_sync`), so you know the server recorded it.
-    Failure: a nak with `retry_delay`. Cancellation (shutdown): a nak
-    without delay, so another worker gets the message now, not after
-    `AckWait`. A crash sends nothing: the server redelivers after `AckWait`.
+    `PermanentError`: `term()`, the server never redelivers it. Any other
+    failure: a nak whose delay starts at `retry_delay` and doubles per
+    delivery. Cancellation (shutdown): a nak without delay, so another worker
+    gets the message now. A crash sends nothing: redelivery after `AckWait`.
 
     Returns:
         How many messages were processed and acknowledged.
@@ -371,22 +386,80 @@ async def work_loop(
         except nats.errors.TimeoutError:
             continue
         for msg in msgs:
-            try:
-                await with_heartbeats(msg, job(msg), heartbeat_every)
-            except asyncio.CancelledError:
-                await msg.nak()
-                raise
-            except Exception:
-                log.exception("message %s failed", msg.metadata.sequence.stream)
-                await msg.nak(delay=retry_delay)
-                continue
-            try:
-                await msg.ack_sync()
-            except nats.errors.TimeoutError:
-                log.warning("ack not confirmed; the message may come back")
-                continue
-            handled += 1
+            if await _run(msg, job, heartbeat_every, retry_delay, max_retry_delay):
+                handled += 1
     return handled
 
 
+async def _run(
+    msg: Msg, job: Job, heartbeat_every: float, base: float, cap: float
+) -> bool:
+    seq, delivery = msg.metadata.sequence.stream, msg.metadata.num_delivered
+    try:
+        await with_heartbeats(msg, job(msg), heartbeat_every)
+    except asyncio.CancelledError:
+        await msg.nak()
+        raise
+    except PermanentError:
+        log.exception("message %s cannot be processed; terminating it", seq)
+        await msg.term()
+        return False
+    except Exception:
+        log.exception("message %s failed (delivery %s)", seq, delivery)
+        await msg.nak(delay=nak_delay(delivery, base, cap))
+        return False
+    try:
+        await msg.ack_sync()
+    except nats.errors.TimeoutError:
+        log.warning("ack not confirmed; the message may come back")
+        return False
+    return True
+
+
 # --8<-- [end:nats-worker]
+
+
+# --8<-- [start:nats-dead-letter]
+MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
+
+
+async def dead_letter_on_max_deliveries(
+    nc: NatsClient,
+    stream: str,
+    consumer: str,
+    dead_subject: str,
+    *,
+    on_dead: Callable[[int], None] | None = None,
+) -> Subscription:
+    """Copy each message that used up `MaxDeliver` to `dead_subject`.
+
+    The server gives up on such a message silently for the consumer, but
+    publishes an advisory with its stream sequence. The copy keeps the body
+    and headers; then the message is deleted from the work queue, which
+    would otherwise keep it. Advisories are plain NATS messages: one sent
+    while nobody listens is gone, so run this beside the workers (or capture
+    the advisory subject in a stream of its own).
+    """
+    js = nc.jetstream()
+
+    async def on_advisory(advisory: Msg) -> None:
+        event = json.loads(advisory.data)
+        seq, deliveries = int(event["stream_seq"]), int(event["deliveries"])
+        original = await js.get_msg(stream, seq)
+        headers = {
+            **(original.headers or {}),
+            "Dead-Letter-Stream": stream,
+            "Dead-Letter-Seq": str(seq),
+            "Dead-Letter-Deliveries": str(deliveries),
+        }
+        await js.publish(dead_subject, original.data or b"", headers=headers)
+        await js.delete_msg(stream, seq)
+        log.error("message %s dead-lettered after %s deliveries", seq, deliveries)
+        if on_dead is not None:
+            on_dead(seq)
+
+    subject = MAX_DELIVERIES.format(stream=stream, consumer=consumer)
+    return await nc.subscribe(subject, cb=on_advisory)
+
+
+# --8<-- [end:nats-dead-letter]

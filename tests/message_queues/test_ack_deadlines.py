@@ -16,9 +16,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import nats as nats_py
 import pytest
@@ -31,10 +34,13 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from snippets.message_queues.ack_deadlines import (
     Fields,
     Job,
+    PermanentError,
     consume,
     create_work_queue,
+    dead_letter_on_max_deliveries,
     ensure_group,
     handle_without_heartbeats,
+    reclaim_idle,
     run_reclaimer,
     with_heartbeats,
     work_loop,
@@ -267,6 +273,61 @@ def test_redis_reclaimer_recovers_a_crashed_consumers_entry(
             ]
         ),
     )
+
+
+def test_two_reclaimers_never_handle_one_entry_twice(
+    redis: Redis, client: redis_py.Redis
+) -> None:
+    """Each entry takes well under min-idle to handle, all of them together more.
+
+    Reclaimer A starts on eight entries a dead consumer left pending; reclaimer
+    B starts once A has handled six. An entry that A claimed but has not reached
+    yet has been idle for longer than min-idle by then, and B would take it too.
+    """
+    stream, dead = redis.key("jobs"), redis.key("jobs-dead")
+    ensure_group(client, stream, GROUP)
+    ids = [str(client.xadd(stream, {"job": f"job-{n}"})) for n in range(8)]
+    client.xreadgroup(GROUP, "worker-1", {stream: ">"})  # then it dies
+    min_idle_ms, work_s = 1500, 0.3
+    handled: Counter[str] = Counter()
+    lock = threading.Lock()
+    six_done = threading.Event()
+
+    def slow(entry: str, fields: Fields) -> None:
+        time.sleep(work_s)  # the work itself, well under min-idle
+        with lock:
+            handled[entry] += 1
+            if sum(handled.values()) >= 6:
+                six_done.set()
+
+    def fast(entry: str, fields: Fields) -> None:
+        with lock:
+            handled[entry] += 1
+
+    options: dict[str, Any] = {
+        "min_idle_ms": min_idle_ms,
+        "max_deliveries": 3,
+        "dead_letter": dead,
+    }
+    pending = client.xpending_range(stream, GROUP, "-", "+", 10, idle=min_idle_ms)
+    deadline = time.monotonic() + 10
+    while len(pending) < len(ids):  # until worker-1's entries are reclaimable
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        pending = client.xpending_range(stream, GROUP, "-", "+", 10, idle=min_idle_ms)
+    a = threading.Thread(
+        target=reclaim_idle, args=(client, stream, GROUP, "a", slow), kwargs=options
+    )
+    a.start()
+    try:
+        assert six_done.wait(timeout=10)
+        reclaim_idle(client, stream, GROUP, "b", fast, **options)
+    finally:
+        a.join(timeout=10)
+    assert not a.is_alive()
+    assert sorted(handled) == sorted(ids)
+    assert set(handled.values()) == {1}, f"handled twice: {handled}"
+    assert client.xpending(stream, GROUP)["pending"] == 0
 
 
 def test_redis_entry_delivered_too_often_goes_to_the_dead_letter_stream(
@@ -676,3 +737,147 @@ if __name__ == "__main__":
             asyncio.run(_nats_worker(url, stream, durable))
         case _:
             sys.exit("usage: redis URL STREAM CONSUMER | nats URL STREAM DURABLE")
+
+
+# --------------------------------------------------------------------------- #
+# NATS: when retrying cannot help, and when MaxDeliver runs out
+# --------------------------------------------------------------------------- #
+
+
+async def until_settled(nc: NatsClient, stream: str, stop: asyncio.Event) -> None:
+    """Set ``stop`` once nothing is pending or out for processing."""
+    js = nc.jetstream()
+    while True:
+        info = await js.consumer_info(stream, DURABLE)
+        if info.num_ack_pending == 0 and info.num_pending == 0:
+            stop.set()
+            return
+        await asyncio.sleep(0.05)
+
+
+def test_nats_permanent_error_is_terminated_not_retried(nats: Nats) -> None:
+    stream = nats.name("jobs")
+    deliveries: list[int] = []
+
+    async def scenario() -> tuple[int, int]:
+        nc_a, nc_b = await work_queue(nats.url, stream, ack_wait=LONG_ACK_WAIT)
+
+        async def broken(msg: Msg) -> None:
+            deliveries.append(msg.metadata.num_delivered)
+            raise PermanentError("not an image")
+
+        try:
+            sub = await nc_a.jetstream().pull_subscribe_bind(DURABLE, stream)
+            stop = asyncio.Event()
+            watcher = asyncio.create_task(until_settled(nc_b, stream, stop))
+            handled = await asyncio.wait_for(
+                work_loop(
+                    sub,
+                    broken,
+                    stop,
+                    heartbeat_every=HEARTBEAT_EVERY,
+                    retry_delay=0.1,
+                    fetch_timeout=0.5,
+                ),
+                timeout=10,
+            )
+            await watcher
+            left = (await nc_b.jetstream().stream_info(stream)).state.messages
+            return handled, left
+        finally:
+            await nc_a.close()
+            await nc_b.close()
+
+    handled, left = asyncio.run(scenario())
+    assert deliveries == [1]  # terminated: the server never redelivers it
+    assert handled == 0
+    assert left == 0  # and, on a work-queue stream, removed
+
+
+def test_nats_nak_delay_grows_with_each_delivery(nats: Nats) -> None:
+    stream = nats.name("jobs")
+    seen: list[tuple[int, float]] = []
+
+    async def scenario() -> None:
+        nc_a, nc_b = await work_queue(nats.url, stream, ack_wait=LONG_ACK_WAIT)
+        stop = asyncio.Event()
+
+        async def failing(msg: Msg) -> None:
+            seen.append((msg.metadata.num_delivered, time.monotonic()))
+            if len(seen) == 4:
+                stop.set()
+            raise ConnectionError("thumbnail service unavailable")
+
+        try:
+            sub = await nc_a.jetstream().pull_subscribe_bind(DURABLE, stream)
+            await asyncio.wait_for(
+                work_loop(
+                    sub,
+                    failing,
+                    stop,
+                    heartbeat_every=HEARTBEAT_EVERY,
+                    retry_delay=0.2,
+                    fetch_timeout=0.5,
+                ),
+                timeout=15,
+            )
+        finally:
+            await nc_a.close()
+            await nc_b.close()
+
+    asyncio.run(scenario())
+    assert [n for n, _ in seen] == [1, 2, 3, 4]
+    gaps = [later - earlier for (_, earlier), (_, later) in pairwise(seen)]
+    # naks of 0.2, 0.4 and 0.8 s: each gap is at least its delay
+    for gap, delay in zip(gaps, [0.2, 0.4, 0.8], strict=True):
+        assert gap >= delay * 0.95, gaps
+
+
+def test_nats_max_deliveries_advisory_dead_letters_the_message(nats: Nats) -> None:
+    stream, dead = nats.name("jobs"), nats.name("dead")
+    dead_subject = f"dead.{stream}"
+
+    async def scenario() -> tuple[list[int], bytes, dict[str, str], int]:
+        nc_a, nc_b = await work_queue(nats.url, stream, ack_wait=LONG_ACK_WAIT)
+        js = nc_b.jetstream()
+        await js.add_stream(name=dead, subjects=[dead_subject])
+        deliveries: list[int] = []
+        dead_lettered = asyncio.Event()
+        watcher = await dead_letter_on_max_deliveries(
+            nc_b, stream, DURABLE, dead_subject, on_dead=lambda _: dead_lettered.set()
+        )
+
+        async def failing(msg: Msg) -> None:
+            deliveries.append(msg.metadata.num_delivered)
+            raise ConnectionError("thumbnail service unavailable")
+
+        try:
+            sub = await nc_a.jetstream().pull_subscribe_bind(DURABLE, stream)
+            stop = asyncio.Event()
+            loop = asyncio.create_task(
+                work_loop(
+                    sub,
+                    failing,
+                    stop,
+                    heartbeat_every=HEARTBEAT_EVERY,
+                    retry_delay=0.05,
+                    fetch_timeout=0.5,
+                )
+            )
+            await asyncio.wait_for(dead_lettered.wait(), timeout=15)
+            stop.set()
+            await asyncio.wait_for(loop, timeout=5)
+            copy = await js.get_msg(dead, subject=dead_subject)
+            left = (await js.stream_info(stream)).state.messages
+            return deliveries, copy.data or b"", dict(copy.headers or {}), left
+        finally:
+            await watcher.unsubscribe()
+            await nc_a.close()
+            await nc_b.close()
+
+    deliveries, body, headers, left = asyncio.run(scenario())
+    assert deliveries == [1, 2, 3, 4, 5]  # max_deliver=5 in work_queue()
+    assert body == b"resize-42"
+    assert headers["Dead-Letter-Deliveries"] == "5"
+    assert headers["Dead-Letter-Stream"] == stream
+    assert left == 0  # removed from the work queue once it was copied

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from snippets.message_queues import database_work_queue as dbq
-from tests.conftest import OutputCheck, Postgres
+from snippets.message_queues.database_work_queue import demo
+from tests.conftest import Postgres
 from tests.processes import read_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def pg_drain(dsn: str, *, naive: bool) -> list[int]:
             barrier.wait()
             while True:
                 if naive:
-                    job_id = dbq.naive_claim(conn)
+                    job_id = demo.naive_claim(conn)
                     if job_id is None:
                         return claimed
                     conn.execute(
@@ -88,10 +89,13 @@ def left_behind_pg(conn: dbq.PgConnection) -> int:
     return int(row[0])
 
 
-def spawn(code: str, *args: str) -> subprocess.Popen[str]:
-    """Start ``python -c code args`` from the repository root, with pipes."""
+CHILD = "snippets.support.message_queues_dbq_child"
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """Start the worker child from the repository root, with pipes."""
     return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-m", CHILD, *args],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -111,22 +115,6 @@ def reap(proc: subprocess.Popen[str]) -> None:
     for pipe in (proc.stdin, proc.stdout):
         if pipe is not None:
             pipe.close()
-
-
-# A worker that claims one job, says which, and holds it until it is killed.
-CLAIM_AND_HANG = """
-import sys
-from datetime import timedelta
-from snippets.message_queues import database_work_queue as dbq
-
-conn = dbq.connect(sys.argv[1])
-if sys.argv[2] == "naive":
-    print(dbq.naive_claim(conn), flush=True)
-else:
-    job = dbq.claim(conn, lease=timedelta(seconds=30))
-    print(job.id, job.token, flush=True)
-sys.stdin.read()
-"""
 
 
 # --------------------------------------------------------------------------- #
@@ -162,15 +150,13 @@ def test_skip_locked_claims_every_job_exactly_once(
     print(f"SKIP LOCKED: {JOBS} jobs x {ROUNDS} rounds, each claimed exactly once")
 
 
-def test_race_output_matches_the_page(
-    postgres: Postgres, pg: dbq.PgConnection, expected_output: OutputCheck
+def test_race_demo_reports_one_job_four_times_then_four_jobs(
+    postgres: Postgres, pg: dbq.PgConnection
 ) -> None:
-    naive = dbq.race(postgres.dsn, naive=True)
-    fixed = dbq.race(postgres.dsn, naive=False)
+    naive = demo.race(postgres.dsn, naive=True)
+    fixed = demo.race(postgres.dsn, naive=False)
     assert naive[0].endswith("4 claims, job 1")
     assert fixed[0].endswith("4 claims, jobs 1, 2, 3, 4")
-    expected_output("message_queues/database_work_queue.naive", "\n".join(naive))
-    expected_output("message_queues/database_work_queue.skip-locked", "\n".join(fixed))
 
 
 # --------------------------------------------------------------------------- #
@@ -182,13 +168,13 @@ def test_killed_worker_strands_its_job_without_a_lease(
     postgres: Postgres, pg: dbq.PgConnection
 ) -> None:
     dbq.enqueue(pg, ["only job"])
-    proc = spawn(CLAIM_AND_HANG, postgres.dsn, "naive")
+    proc = spawn("claim", postgres.dsn, "naive")
     try:
         assert read_line(proc, timeout=20) == "1"
         sigkill(proc)
     finally:
         reap(proc)
-    assert dbq.naive_claim(pg) is None  # nobody can ever take it again
+    assert demo.naive_claim(pg) is None  # nobody can ever take it again
     row = pg.execute("SELECT state, attempts FROM jobs WHERE id = 1").fetchone()
     assert row == ("running", 1)
 
@@ -197,7 +183,7 @@ def test_killed_worker_job_is_reclaimed_after_its_lease(
     postgres: Postgres, pg: dbq.PgConnection
 ) -> None:
     dbq.enqueue(pg, ["only job"])
-    proc = spawn(CLAIM_AND_HANG, postgres.dsn, "lease")
+    proc = spawn("claim", postgres.dsn, "lease")
     try:
         job_id, dead_token = read_line(proc, timeout=20).split()
         sigkill(proc)
@@ -225,16 +211,13 @@ def test_killed_worker_job_is_reclaimed_after_its_lease(
 # --------------------------------------------------------------------------- #
 
 
-def test_late_completion_is_rejected(
-    postgres: Postgres, pg: dbq.PgConnection, expected_output: OutputCheck
-) -> None:
-    lines = dbq.lease_story(postgres.dsn)
+def test_late_completion_is_rejected(postgres: Postgres, pg: dbq.PgConnection) -> None:
+    lines = demo.lease_story(postgres.dsn)
     assert "B claims nothing" in lines[1]
     assert lines[3].endswith("rejected (lease lost)")
     assert lines[4].endswith("accepted")
     row = pg.execute("SELECT state, attempts FROM jobs").fetchone()
     assert row == ("done", 2)
-    expected_output("message_queues/database_work_queue.lease", "\n".join(lines))
 
 
 def test_renew_keeps_the_job_and_a_lost_lease_cannot_renew(
@@ -353,7 +336,7 @@ def sqlite_drain(path: Path, *, naive: bool) -> list[int]:
             barrier.wait()
             while True:
                 if naive:
-                    job_id = dbq.sqlite_naive_claim(conn)
+                    job_id = demo.sqlite_naive_claim(conn)
                     if job_id is None:
                         return claimed
                     conn.execute(
@@ -397,27 +380,10 @@ def test_sqlite_begin_immediate_claims_once_across_threads(queue_db: Path) -> No
     assert left == 0
 
 
-# A worker process: connect, say "ready", wait for "go", drain, print its claims.
-SQLITE_DRAIN = """
-import json, sys
-from snippets.message_queues import database_work_queue as dbq
-
-conn = dbq.sqlite_connect(sys.argv[1])
-print("ready", flush=True)
-sys.stdin.readline()
-claimed = []
-while (job := dbq.sqlite_claim(conn, lease=30.0)) is not None:
-    assert dbq.sqlite_complete(conn, job)
-    claimed.append(job.id)
-conn.close()
-print(json.dumps(claimed), flush=True)
-"""
-
-
 def test_sqlite_begin_immediate_claims_once_across_processes(queue_db: Path) -> None:
     with closing(dbq.sqlite_connect(queue_db)) as conn:
         dbq.sqlite_enqueue(conn, [f"job {n}" for n in range(JOBS)])
-    procs = [spawn(SQLITE_DRAIN, str(queue_db)) for _ in range(WORKERS)]
+    procs = [spawn("sqlite-drain", str(queue_db)) for _ in range(WORKERS)]
     try:
         for proc in procs:
             assert read_line(proc, timeout=20) == "ready"
@@ -460,23 +426,7 @@ def test_sqlite_connect_refuses_a_database_without_wal() -> None:
         dbq.sqlite_connect(":memory:")
 
 
-def test_sqlite_demo_output_matches_the_page(
-    tmp_path: Path, expected_output: OutputCheck
-) -> None:
-    lines = dbq.sqlite_demo(tmp_path / "demo.db")
+def test_sqlite_demo_reports_the_double_claim_and_the_fix(tmp_path: Path) -> None:
+    lines = demo.sqlite_demo(tmp_path / "demo.db")
     assert lines[0].endswith("4 claims, job 1")
     assert lines[2].endswith("4 claims, jobs 1, 2, 3, 4")
-    expected_output("message_queues/database_work_queue.sqlite", "\n".join(lines))
-
-
-def test_module_runs_as_a_script_without_a_server() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "snippets.message_queues.database_work_queue"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    page = ROOT / "snippets/message_queues/output/database_work_queue.sqlite.txt"
-    assert result.stdout == page.read_text()

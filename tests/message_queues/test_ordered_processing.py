@@ -24,21 +24,22 @@ from snippets.message_queues.ordered_processing import (
     Closed,
     Event,
     Ledger,
+    declare_ordered_queue,
+    lane_for,
+    run_partitioned,
+)
+from snippets.message_queues.ordered_processing.demo import (
     account_events,
     applier,
-    declare_ordered_queue,
     feed,
-    lane_for,
-    order_demo,
-    priority_demo,
-    rabbitmq_demo,
     replay,
     run_competing,
-    run_partitioned,
     slow_deposit_run,
-    wait_for_consumers,
 )
-from tests.conftest import ROOT, OutputCheck, RabbitMQ
+from snippets.support.message_queues_ordered import wait_for_consumers
+from tests.conftest import ROOT, RabbitMQ
+
+CHILD = "snippets.support.message_queues_ordered_child"
 
 # --------------------------------------------------------------------------- #
 # Per-key order, standard library
@@ -109,15 +110,11 @@ def test_a_failing_event_stops_the_lanes_instead_of_being_skipped() -> None:
 
 
 def test_lane_for_is_stable_across_processes_and_hash_is_not() -> None:
-    code = (
-        "from snippets.message_queues.ordered_processing import lane_for;"
-        "print(lane_for('acct-01', 1024), hash('acct-01'))"
-    )
     seen = []
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         out = subprocess.run(
-            [sys.executable, "-c", code],
+            [sys.executable, "-m", CHILD, "lane", "acct-01"],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -224,15 +221,6 @@ def test_aging_queue_put_times_out_when_full() -> None:
         AgingPriorityQueue[int](2, 1.0, maxsize=1).get(timeout=0.05)
 
 
-def test_page_output(expected_output: OutputCheck) -> None:
-    expected_output(
-        "message_queues/ordered_processing.order", "\n".join(asyncio.run(order_demo()))
-    )
-    expected_output(
-        "message_queues/ordered_processing.priority", "\n".join(priority_demo())
-    )
-
-
 # --------------------------------------------------------------------------- #
 # RabbitMQ: single active consumer
 # --------------------------------------------------------------------------- #
@@ -245,7 +233,7 @@ def server_version(url: str) -> str:
 
 
 def test_rabbitmq_plain_queue_reorders_and_single_active_consumer_does_not(
-    rabbitmq: RabbitMQ, expected_output: OutputCheck
+    rabbitmq: RabbitMQ,
 ) -> None:
     print(f"server: {server_version(rabbitmq.url)}")
     ledger, receivers = slow_deposit_run(
@@ -259,31 +247,6 @@ def test_rabbitmq_plain_queue_reorders_and_single_active_consumer_does_not(
     )
     assert len(receivers) == 1
     assert (ledger.out_of_order, ledger.balances["acct-42"]) == (0, 20)
-
-    lines = rabbitmq_demo(
-        rabbitmq.url, rabbitmq.name("plain2"), rabbitmq.name("single2")
-    )
-    expected_output("message_queues/ordered_processing.rabbitmq", "\n".join(lines))
-
-
-CONSUMER = """
-import json, os, sys, threading, time
-from snippets.message_queues.ordered_processing import Event, consume_events
-url, queue_name, log, hold_at, last = sys.argv[1:6]
-stop = threading.Event()
-
-def handle(event):
-    with open(log, "a") as out:
-        out.write(f"{os.getpid()} got {event.seq}\\n")
-    if event.seq == int(hold_at):
-        time.sleep(60)  # killed here, before applying or acking
-    with open(log, "a") as out:
-        out.write(f"{os.getpid()} applied {event.seq}\\n")
-    if event.seq == int(last):
-        stop.set()
-
-consume_events(url, queue_name, handle, stop)
-"""
 
 
 def wait_for_line(log: Path, text: str, timeout: float = 10) -> None:
@@ -305,7 +268,9 @@ def test_rabbitmq_standby_takes_over_in_order_when_the_active_consumer_is_killed
 
         def start(hold_at: int) -> subprocess.Popen[bytes]:
             args = [rabbitmq.url, queue_name, str(log), str(hold_at), "10"]
-            return subprocess.Popen([sys.executable, "-c", CONSUMER, *args], cwd=ROOT)
+            return subprocess.Popen(
+                [sys.executable, "-m", CHILD, "consumer", *args], cwd=ROOT
+            )
 
         first = start(hold_at=4)  # stalls on event 4, to be killed there
         wait_for_consumers(channel, queue_name, 1, timeout=10)  # first is active

@@ -17,17 +17,16 @@ import pytest
 from snippets.message_queues.queue_based_load_leveling import (
     AsyncWorkQueue,
     Closed,
-    Order,
     ThreadWorkQueue,
-    arrivals,
-    break_demo,
     level_load,
     level_load_threads,
+)
+from snippets.message_queues.queue_based_load_leveling.demo import (
+    Order,
+    arrivals,
     naive_pipeline,
-    pattern_demo,
     slow_store,
 )
-from tests.conftest import OutputCheck
 
 BURST = 2_000
 
@@ -225,14 +224,3 @@ def test_shutdown_path_matches_the_running_python() -> None:
     has_shutdown = hasattr(asyncio.Queue, "shutdown")
     print(f"Python {sys.version.split()[0]}: Queue.shutdown available: {has_shutdown}")
     assert has_shutdown == (sys.version_info >= (3, 13))
-
-
-def test_page_output(expected_output: OutputCheck) -> None:
-    expected_output(
-        "message_queues/queue_based_load_leveling.break",
-        "\n".join(asyncio.run(break_demo())),
-    )
-    expected_output(
-        "message_queues/queue_based_load_leveling.pattern",
-        "\n".join(asyncio.run(pattern_demo())),
-    )

@@ -1,25 +1,27 @@
-"""Idempotent consumer: record the message id in the same transaction as the effect.
-
-A broker with at-least-once delivery hands the same message to a consumer more than
-once: after a crash between commit and ack, after a lost ack, or to two consumers at
-the same moment. The consumer inserts the message id into an inbox table with
-``ON CONFLICT DO NOTHING`` inside the transaction that applies the effect, so the
-database's unique index decides which delivery wins and the effect happens once.
-
-Run against PostgreSQL with psycopg 3 and RabbitMQ with pika.
-"""
+"""The inbox table and the handler that applies a message once."""
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import psycopg
+
+__all__ = [
+    "PURGE",
+    "SCHEMA",
+    "Conn",
+    "Credit",
+    "Handler",
+    "apply_credit",
+    "create_schema",
+    "credit_once",
+    "purge_inbox",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,74 +94,14 @@ Handler = Callable[[Conn, str, Credit], bool]
 """Applies one message inside the caller's transaction; returns True if it applied."""
 
 
-def _apply(conn: Conn, credit: Credit) -> None:
+def apply_credit(conn: Conn, credit: Credit) -> None:
+    """Credit the account; raise ``LookupError`` if it does not exist."""
     updated = conn.execute(
         "UPDATE accounts SET balance = balance + %s WHERE id = %s",
         (credit.amount, credit.account),
     ).rowcount
     if updated != 1:  # roll back the marker too, or the credit is lost for good
         raise LookupError(f"no account {credit.account!r}")
-
-
-# --8<-- [start:naive]
-def credit_without_dedupe(conn: Conn, consumer: str, credit: Credit) -> bool:
-    """Anti-pattern: apply every delivery. A redelivered message credits twice."""
-    _apply(conn, credit)
-    return True
-
-
-# --8<-- [end:naive]
-
-
-# --8<-- [start:check-then-act]
-def credit_if_unseen(conn: Conn, consumer: str, credit: Credit) -> bool:
-    """Anti-pattern: look for the id, then act.
-
-    Two transactions that run at once both see no row, so both apply the credit.
-    The unique index stops the second marker, but not the second effect.
-    """
-    seen = conn.execute(
-        "SELECT 1 FROM inbox WHERE consumer = %s AND message_id = %s",
-        (consumer, credit.message_id),
-    ).fetchone()
-    if seen:
-        return False
-    _apply(conn, credit)
-    conn.execute(
-        "INSERT INTO inbox (consumer, message_id) VALUES (%s, %s)"
-        " ON CONFLICT DO NOTHING",
-        (consumer, credit.message_id),
-    )
-    return True
-
-
-# --8<-- [end:check-then-act]
-
-
-# --8<-- [start:separate-store]
-def mark_in_separate_store(marker: Conn) -> Handler:
-    """Anti-pattern: dedupe in another transaction (another connection, or Redis).
-
-    The marker commits at once, the credit commits later with the caller's
-    transaction. A crash between the two leaves the marker and loses the credit:
-    the redelivery is skipped as a duplicate.
-    """
-
-    def handle(conn: Conn, consumer: str, credit: Credit) -> bool:
-        first = marker.execute(  # autocommit: this commits now
-            "INSERT INTO inbox (consumer, message_id) VALUES (%s, %s)"
-            " ON CONFLICT DO NOTHING RETURNING 1",
-            (consumer, credit.message_id),
-        ).fetchone()
-        if first is None:
-            return False
-        _apply(conn, credit)
-        return True
-
-    return handle
-
-
-# --8<-- [end:separate-store]
 
 
 # --8<-- [start:credit-once]
@@ -182,58 +124,11 @@ def credit_once(conn: Conn, consumer: str, credit: Credit) -> bool:
     if first is None:
         log.info("duplicate %s for %s: skipped", credit.message_id, consumer)
         return False
-    _apply(conn, credit)
+    apply_credit(conn, credit)
     return True
 
 
 # --8<-- [end:credit-once]
-
-
-# --8<-- [start:consume]
-def consume(
-    channel: Any,
-    queue: str,
-    conn: Conn,
-    handler: Handler,
-    consumer: str,
-    stop: threading.Event,
-    *,
-    idle_timeout: float = 1.0,
-) -> None:
-    """Consume ``queue`` until ``stop`` is set: commit first, then ack.
-
-    ``channel`` is a pika ``BlockingChannel`` with a prefetch set; ``conn`` is in
-    autocommit mode so that each ``transaction()`` block is one transaction.
-    ``consumer`` is half of the inbox key. The loop checks ``stop`` at least every
-    ``idle_timeout`` seconds.
-
-    Raises:
-        Exception: Whatever the handler or the database raised, after the
-            transaction rolled back and the message was requeued.
-    """
-    deliveries = channel.consume(queue, inactivity_timeout=idle_timeout)
-    for method, properties, body in deliveries:
-        if stop.is_set():
-            break
-        if method is None:  # idle_timeout passed without a delivery
-            continue
-        try:
-            credit = Credit.from_amqp(properties.message_id, body, method.redelivered)
-        except ValueError:
-            log.exception("rejecting malformed message")
-            channel.basic_reject(method.delivery_tag, requeue=False)  # to the DLX
-            continue
-        try:
-            with conn.transaction():
-                handler(conn, consumer, credit)
-        except Exception:  # rolled back: requeue, and let a supervisor restart us
-            channel.basic_nack(method.delivery_tag, requeue=True)
-            raise
-        channel.basic_ack(method.delivery_tag)  # only after the commit
-    channel.cancel()  # unacked deliveries still buffered go back to the queue
-
-
-# --8<-- [end:consume]
 
 
 # --8<-- [start:retention]
