@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
+import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -73,20 +76,40 @@ def create_schema(conn: Conn, *, lease: str, resource: str) -> None:
 # --8<-- [end:schema]
 
 
-def connect(dsn: str, *, statement_timeout: float | None = None) -> Conn:
-    """Open an autocommit connection; optionally cap every statement's duration.
+# --8<-- [start:connect]
+def connect(
+    dsn: str, *, statement_timeout: float | None = None, io_timeout: float = 10.0
+) -> Conn:
+    """Open an autocommit connection whose waits are all bounded.
 
     Args:
         dsn: A libpq connection string or URL.
         statement_timeout: Seconds after which the server cancels a statement.
             The lease connection uses the retry period, so a renewal that hangs
             on a lock or a slow server cannot outlive the renew deadline.
+        io_timeout: Seconds to wait for the server to connect, for sent data
+            to be acknowledged (``tcp_user_timeout``) and for a silent
+            connection to be declared dead by keepalives. libpq's minimum
+            connect timeout is 2 s.
     """
-    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    seconds = max(2, math.ceil(io_timeout))
+    conn = psycopg.connect(
+        dsn,
+        autocommit=True,
+        connect_timeout=seconds,
+        tcp_user_timeout=seconds * 1000,
+        keepalives=1,
+        keepalives_idle=seconds,
+        keepalives_interval=1,
+        keepalives_count=3,
+    )
     if statement_timeout is not None:
         millis = f"{round(statement_timeout * 1000)}ms"
         conn.execute("SELECT set_config('statement_timeout', %s, false)", (millis,))
     return conn
+
+
+# --8<-- [end:connect]
 
 
 # --8<-- [start:lease]
@@ -244,6 +267,22 @@ class Timing:
 # --8<-- [end:timing]
 
 
+class _Deadline:
+    """A monotonic-clock deadline that one thread extends and another watches."""
+
+    def __init__(self, at: float) -> None:
+        self._at = at
+        self._lock = threading.Lock()
+
+    def extend(self, at: float) -> None:
+        with self._lock:
+            self._at = max(self._at, at)
+
+    def left(self) -> float:
+        with self._lock:
+            return max(0.0, self._at - time.monotonic())
+
+
 class LeaderElector:
     """Campaign for one lease and run a callback while holding it.
 
@@ -304,7 +343,8 @@ class LeaderElector:
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:
                 self._conn.close()
-            self._conn = connect(self.dsn, statement_timeout=self.timing.retry_period)
+            retry = self.timing.retry_period
+            self._conn = connect(self.dsn, statement_timeout=retry, io_timeout=retry)
         return self._conn
 
     def _campaign(self, stop: threading.Event) -> tuple[Lease, float] | None:
@@ -337,29 +377,60 @@ class LeaderElector:
 
         ``renewed_at`` is read *before* each renew statement is sent: the
         database computes the new expiry later than that, so the local view of
-        the deadline errs on the safe side. A renewal in flight when the
-        deadline passes can still take up to one retry period (the statement
-        timeout), which is why the lease must outlast deadline plus retry.
+        the deadline errs on the safe side. The deadline is enforced by a
+        watchdog, not by this loop, which may be stuck in a renewal that never
+        returns.
         """
-        timing = self.timing
-
-        def left() -> float:
-            return timing.renew_deadline - (time.monotonic() - renewed_at)
-
-        while left() > 0 and not lost.wait(min(timing.retry_period, left())):
-            if stop.is_set() or left() <= 0:
-                break
-            sent_at = time.monotonic()
-            try:
-                if not renew(self._lease_conn(), lease, timing.ttl):
+        deadline = _Deadline(renewed_at + self.timing.renew_deadline)
+        watchdog = threading.Thread(
+            target=self._watch, args=(deadline, lost), name=f"deadline-{lease.name}"
+        )
+        watchdog.start()
+        try:
+            while not lost.wait(self.timing.retry_period) and not stop.is_set():
+                sent_at = time.monotonic()
+                try:
+                    renewed = renew(self._lease_conn(), lease, self.timing.ttl)
+                except psycopg.Error as error:  # timeout, restart, network
+                    log.warning("%s: renew failed: %s", self.identity, error)
+                    continue
+                if not renewed:
                     log.warning("%s: lease %d lost", self.identity, lease.token)
                     break
-                renewed_at = sent_at
-            except psycopg.Error as error:  # timeout, restart, network
-                log.warning("%s: renew failed: %s", self.identity, error)
-        lost.set()
+                deadline.extend(sent_at + self.timing.renew_deadline)
+        finally:
+            lost.set()
+            watchdog.join()
 
     # --8<-- [end:renew]
+
+    # --8<-- [start:watchdog]
+    def _watch(self, deadline: _Deadline, lost: threading.Event) -> None:
+        """Set ``lost`` at the renew deadline, whatever the renewer is doing.
+
+        A renewal can block far longer than its statement timeout: that timeout
+        runs on the server, and a partition keeps the statement from reaching
+        it. So the watchdog also shuts the lease connection's socket down,
+        which makes the blocked call fail at once.
+        """
+        while not lost.wait(deadline.left()):
+            if deadline.left() <= 0:
+                log.warning("%s: renew deadline passed", self.identity)
+                lost.set()
+                self._interrupt()
+
+    def _interrupt(self) -> None:
+        """Fail any call blocked on the lease connection (the socket stays open)."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        try:
+            with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error) as error:
+            log.warning("%s: could not interrupt: %s", self.identity, error)
+
+    # --8<-- [end:watchdog]
 
     def _release(self, lease: Lease) -> None:
         try:

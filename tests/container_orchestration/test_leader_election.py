@@ -19,8 +19,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from snippets.container_orchestration import leader_election as le
+from snippets.support.container_orchestration_proxy import BlackHoleProxy
 from tests.conftest import OutputCheck, Postgres
 from tests.processes import read_line
 
@@ -275,6 +277,48 @@ def test_leader_steps_down_before_its_lease_expires_when_renewals_hang(
         blocker.close()
         stop.set()
     assert verdict == [True], "the leader was still acting after its lease expired"
+
+
+def test_leader_cut_off_by_a_partition_steps_down_by_its_renew_deadline(
+    dsn: str,
+) -> None:
+    """The lease connection goes through a proxy that stops forwarding.
+
+    The server never sees the renewal, so its statement timeout never fires,
+    and the proxy's kernel still acknowledges every segment, so TCP notices
+    nothing either. Only a deadline armed apart from the I/O can end the term.
+    """
+    stop, leading = threading.Event(), threading.Event()
+    noticed: list[float] = []
+    info = conninfo_to_dict(dsn)
+    upstream = (str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432))))
+    with BlackHoleProxy(upstream) as proxy:
+        via_proxy = make_conninfo(dsn, host="127.0.0.1", port=proxy.port)
+        timing = le.Timing(lease_duration=3.0, renew_deadline=1.0, retry_period=0.2)
+        elector = le.LeaderElector(
+            via_proxy, lease=LEASE, identity="cut-off", timing=timing
+        )
+        cut: list[float] = []
+
+        def lead(lease: le.Lease, lost: threading.Event) -> None:
+            leading.set()
+            proxy.black_hole()
+            cut.append(time.monotonic())
+            if lost.wait(timeout=timing.lease_duration + 2):
+                noticed.append(time.monotonic() - cut[0])
+            stop.set()
+
+        runner = threading.Thread(target=elector.run, args=(lead, stop), daemon=True)
+        runner.start()
+        assert leading.wait(timeout=10)
+        runner.join(timeout=timing.lease_duration + 10)
+        stop.set()
+        assert noticed, "the leader never noticed that it had lost the lease"
+        print(f"stepped down {noticed[0]:.2f} s after the partition")
+        # Stepped down no later than the renew deadline after the last renewal
+        # that went through (which was before the cut), plus scheduling slack.
+        assert noticed[0] <= timing.renew_deadline + 1.0 < timing.lease_duration
+        assert not runner.is_alive(), "the elector hung after the partition"
 
 
 def test_demo_output_matches_the_page(dsn: str, expected_output: OutputCheck) -> None:
