@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 Log = Callable[[str], None]
 Work = Callable[[str], str]
@@ -344,6 +344,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._held: set[str] = set()  # submitted, neither acked nor handed back
         self._handed_back: set[str] = set()
+        self._closed = False  # set by `stop`: `submit` hands jobs back from then on
         self.in_flight = InFlight()
         self._threads = [
             threading.Thread(target=self._worker, name=f"worker-{n}", daemon=True)
@@ -363,12 +364,22 @@ class WorkerPool:
         """Give back a reservation that no job used."""
         self._slots.release()
 
-    def submit(self, job: str) -> None:
-        """Queue a job. Call only after a successful `reserve`."""
+    def submit(self, job: str) -> bool:
+        """Queue a job. Call only after a successful `reserve`.
+
+        Returns:
+            False when `stop` has begun: the job is handed back at once, so a
+            job fetched late is never left neither acked nor handed back.
+        """
         with self._lock:
-            self._held.add(job)
-        self.in_flight.enter()
-        self._jobs.put(job)
+            if not self._closed:
+                self._held.add(job)
+                self.in_flight.enter()
+                self._jobs.put(job)
+                return True
+        self._nack(job)
+        self._slots.release()
+        return False
 
     def hand_back(self, job: str) -> None:
         """Hand back a job that the pool will not run."""
@@ -409,11 +420,13 @@ class WorkerPool:
             The jobs handed back (``nack``) because the deadline came first,
             whether they were running or had not started.
         """
-        if sys.version_info >= (3, 13):
-            self._jobs.shutdown()  # get() raises ShutDown once the queue is empty
-        else:
-            for _ in self._threads:
-                self._jobs.put(None)  # after every queued job, so they run first
+        with self._lock:  # no `submit` can queue a job after the stop markers
+            self._closed = True
+            if sys.version_info >= (3, 13):
+                self._jobs.shutdown()  # get() raises ShutDown once it is empty
+            else:
+                for _ in self._threads:
+                    self._jobs.put(None)  # after every queued job: they run first
         if self.in_flight.wait_idle(grace):
             return []
         with self._lock:
@@ -424,6 +437,16 @@ class WorkerPool:
         return unfinished
 
     # --8<-- [end:stop]
+
+
+class JobSource(Protocol):
+    """Where a pool's jobs come from: a broker consumer, or `LineSource`."""
+
+    def fetch(self, timeout: float) -> str | None:
+        """The next job, or None when none arrived within `timeout` seconds."""
+
+    def unread(self) -> list[str]:
+        """Jobs received from the broker but never fetched (to hand back)."""
 
 
 class LineSource:
@@ -460,7 +483,7 @@ class LineSource:
 
 
 # --8<-- [start:run-pool]
-def run_pool(pool: WorkerPool, source: LineSource, grace: float, log: Log = say) -> int:
+def run_pool(pool: WorkerPool, source: JobSource, grace: float, log: Log = say) -> int:
     """Take jobs from `source` until SIGTERM or SIGINT, then drain the pool.
 
     Returns:
@@ -469,6 +492,8 @@ def run_pool(pool: WorkerPool, source: LineSource, grace: float, log: Log = say)
     stop = stop_requests(signal.SIGTERM, signal.SIGINT)
     stopping = threading.Event()
 
+    late: list[str] = []  # fetched after the pool stopped: handed back
+
     def intake() -> None:
         while not stopping.is_set():
             if not pool.reserve(timeout=0.1):  # the pool is full: take nothing
@@ -476,9 +501,10 @@ def run_pool(pool: WorkerPool, source: LineSource, grace: float, log: Log = say)
             job = source.fetch(timeout=0.1)
             if job is None:
                 pool.unreserve()
-            else:
-                pool.submit(job)  # once fetched it is ours, even if stopping now
+            elif pool.submit(job):  # once fetched it is ours, even if stopping now
                 log(f"took {job}")
+            else:
+                late.append(job)
 
     pool.start()
     taker = threading.Thread(target=intake, name="intake")
@@ -486,11 +512,13 @@ def run_pool(pool: WorkerPool, source: LineSource, grace: float, log: Log = say)
     taker.start()
     signum = stop.get()
     deadline = time.monotonic() + grace
-    stopping.set()  # 1. stop intake
-    taker.join(timeout=1.0)
+    stopping.set()  # 1. stop intake; a fetch in progress may still return a job
+    taker.join(timeout=max(deadline - time.monotonic(), 0))
     held = pool.in_flight.count
     log(f"{signal.Signals(signum).name}: stopped taking jobs, draining {held} held")
     handed_back = pool.stop(deadline - time.monotonic())  # 2. drain, or hand back
+    taker.join()  # still fetching at the deadline: `submit` now hands its job back
+    handed_back += late
     for job in source.unread():  # read from the source but never taken
         pool.hand_back(job)
         handed_back.append(job)
@@ -510,7 +538,21 @@ def run_pool(pool: WorkerPool, source: LineSource, grace: float, log: Log = say)
 # --------------------------------------------------------------------------- #
 
 
-def call_dependency(address: tuple[str, int], item: str, timeout: float = 30.0) -> str:
+# --8<-- [start:dependency-timeout]
+def dependency_timeout(grace: float) -> float:
+    """How long one dependency call may take, given the drain budget `grace`.
+
+    A request that started just before SIGTERM must end by itself before the
+    drain deadline: its calls get the budget less a second for answering (half
+    the budget when that is under two seconds).
+    """
+    return max(grace - 1.0, grace / 2)
+
+
+# --8<-- [end:dependency-timeout]
+
+
+def call_dependency(address: tuple[str, int], item: str, timeout: float) -> str:
     """Send `item` to the dependency at `address`; return its one-line answer."""
     with socket.create_connection(address, timeout=timeout) as conn:
         conn.sendall(item.encode() + b"\n")
@@ -522,7 +564,7 @@ def call_dependency(address: tuple[str, int], item: str, timeout: float = 30.0) 
 
 
 async def call_dependency_async(
-    address: tuple[str, int], item: str, timeout: float = 30.0
+    address: tuple[str, int], item: str, timeout: float
 ) -> str:
     """The asyncio version of `call_dependency`."""
     async with asyncio.timeout(timeout):
@@ -570,6 +612,13 @@ def _parser() -> argparse.ArgumentParser:
             metavar="HOST:PORT",
             help="call this TCP dependency for every request or job",
         )
+        command.add_argument(
+            "--dependency-timeout",
+            type=float,
+            metavar="SECONDS",
+            help="how long one dependency call may take (default: derived from "
+            "--grace by dependency_timeout())",
+        )
     serve.set_defaults(variant="threaded")
     return parser
 
@@ -578,11 +627,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo service; return its exit status."""
     args = _parser().parse_args(argv)
     dependency: tuple[str, int] | None = args.dependency
+    timeout: float = args.dependency_timeout or dependency_timeout(args.grace)
     if args.command == "pool":
 
         def job(item: str) -> None:
             if dependency is not None:
-                call_dependency(dependency, item)
+                call_dependency(dependency, item, timeout)
 
         workers = WorkerPool(
             job,
@@ -597,12 +647,14 @@ def main(argv: list[str] | None = None) -> int:
         async def answer(path: str) -> str:
             if dependency is None:
                 return "ok\n"
-            return await call_dependency_async(dependency, path)
+            return await call_dependency_async(dependency, path, timeout)
 
         return asyncio.run(serve_asyncio(answer, args.host, args.port, args.grace))
 
     def work(path: str) -> str:
-        return "ok\n" if dependency is None else call_dependency(dependency, path)
+        if dependency is None:
+            return "ok\n"
+        return call_dependency(dependency, path, timeout)
 
     server = DrainingHTTPServer((args.host, args.port), WorkHandler, work)
     if args.variant == "naive":

@@ -33,6 +33,7 @@ import yaml
 from tests.conftest import ROOT, OutputCheck, unavailable
 
 MODULE = "snippets.container_orchestration.graceful_shutdown"
+CHILDREN = "snippets.support.container_orchestration_children"
 MANIFESTS = ROOT / "snippets" / "container_orchestration" / "manifests"
 DOCKERFILE = MANIFESTS / "graceful-shutdown.Dockerfile"
 DEPLOYMENT = MANIFESTS / "graceful-shutdown.deployment.yaml"
@@ -367,6 +368,8 @@ def test_a_drain_budget_below_the_deadline_answers_503_instead(
         "0",
         "--grace",
         "1",
+        "--dependency-timeout",  # longer than the budget: the deadline decides
+        "30",
         gate=gate,
     )
     services.append(service)
@@ -438,7 +441,16 @@ def test_pool_hands_back_what_it_cannot_finish_within_its_budget(
     gate: Gate, services: list[Service], expected_output: OutputCheck
 ) -> None:
     service = Service.start(
-        "pool", "--workers", "2", "--prefetch", "3", "--grace", "1", gate=gate
+        "pool",
+        "--workers",
+        "2",
+        "--prefetch",
+        "3",
+        "--grace",
+        "1",
+        "--dependency-timeout",  # longer than the budget: the deadline decides
+        "30",
+        gate=gate,
     )
     services.append(service)
     service.expect("taking jobs")
@@ -468,6 +480,61 @@ def test_pool_hands_back_what_it_cannot_finish_within_its_budget(
         f"({len(running)} running, {len(nacked) - len(running)} not started)\n"
         f"process: {exit_text(code)}, before the {KILL_DEADLINE:g} s deadline",
     )
+
+
+def test_pool_acks_or_hands_back_a_job_fetched_while_it_was_stopping(
+    services: list[Service],
+) -> None:
+    """SIGTERM arrives while the intake thread is inside a slow fetch.
+
+    The fetch returns a job 2 s later, after any short wait for the intake
+    thread has given up. That job must still be acked or handed back.
+    """
+    argv = [sys.executable, "-m", CHILDREN, "slow-intake", "5", "2"]
+    service = Service(argv, subprocess.PIPE)
+    services.append(service)
+    service.expect("fetching late-job")
+    service.signal(signal.SIGTERM)
+    code = service.wait(timeout=10)
+    lines = service.rest()
+    settled = acks(lines, "ack") + acks(lines, "nack")
+
+    assert settled.count("late-job") == 1, lines
+    assert code == (0 if "ack late-job" in lines else 1)
+
+
+def test_a_dependency_that_never_answers_times_out_within_the_drain_budget(
+    services: list[Service],
+) -> None:
+    """The dependency call's timeout comes from the drain budget, not a constant."""
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        host, port = silent.getsockname()[:2]
+        service = Service.start(
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--grace",
+            "2",
+            "--dependency",
+            f"{host}:{port}",
+        )
+        services.append(service)
+        requests = Requests(service.port(), 1)
+        held, _ = silent.accept()  # the request is inside its dependency call
+        sent = service.signal(signal.SIGTERM)
+        outcome = requests.take(1, timeout=10)
+        code = service.wait(timeout=10)
+        took = time.monotonic() - sent
+        held.close()
+    finally:
+        silent.close()
+
+    assert outcome == ["502"]  # the call timed out and the client got an answer
+    assert code == 0  # drained: nothing was abandoned at the deadline
+    assert took < 2 + 0.5
 
 
 # --------------------------------------------------------------------------- #

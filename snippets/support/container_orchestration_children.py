@@ -1,0 +1,74 @@
+"""Child programs the container-orchestration tests run as real processes.
+
+Run one with ``python -m snippets.support.container_orchestration_children
+<program> ARGS...``; each prints one line per event, flushed, for the test to
+read.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from snippets.container_orchestration import graceful_shutdown as gs
+
+__all__ = ["PROGRAMS", "SlowSource", "main"]
+
+
+class SlowSource:
+    """A job source whose second fetch takes ``delay`` seconds, like a slow broker.
+
+    The first fetch returns ``first`` at once; the second prints
+    ``fetching <late>``, blocks for ``delay`` seconds and returns ``late``;
+    later fetches find nothing.
+    """
+
+    def __init__(self, first: str, late: str, delay: float) -> None:
+        self._jobs = [first, late]
+        self._delay = delay
+        self._idle = threading.Event()
+
+    def fetch(self, timeout: float) -> str | None:
+        if not self._jobs:
+            self._idle.wait(timeout)
+            return None
+        job = self._jobs.pop(0)
+        if not self._jobs:  # the late one
+            gs.say(f"fetching {job}")
+            time.sleep(self._delay)
+        return job
+
+    def unread(self) -> list[str]:
+        return []
+
+
+def slow_intake(args: Sequence[str]) -> int:
+    """``slow-intake GRACE DELAY``: a pool whose intake is inside a slow fetch."""
+    grace, delay = float(args[0]), float(args[1])
+    pool = gs.WorkerPool(
+        lambda job: None,
+        ack=lambda job: gs.say(f"ack {job}"),
+        nack=lambda job: gs.say(f"nack {job}"),
+        workers=1,
+        prefetch=1,
+    )
+    return gs.run_pool(pool, SlowSource("early-job", "late-job", delay), grace)
+
+
+PROGRAMS: dict[str, Callable[[Sequence[str]], int]] = {
+    "slow-intake": slow_intake,
+}
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the program named by ``argv[0]`` with the rest as its arguments."""
+    if not argv or argv[0] not in PROGRAMS:
+        print(f"usage: PROGRAM ARGS... (PROGRAM: {', '.join(PROGRAMS)})")
+        return 2
+    return PROGRAMS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
