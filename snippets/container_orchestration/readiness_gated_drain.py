@@ -7,8 +7,9 @@ connections to the Pod until it does. A process that closes its port on
 SIGTERM turns that window into refused connections and 502s.
 
 `serve_with_readiness_drain` closes the window from inside the process: on
-SIGTERM it fails its readiness endpoint, keeps serving for `drain_delay`
-seconds, and only then stops accepting and drains (with `stop_and_drain` from
+SIGTERM it fails its readiness endpoint (unless told to keep it healthy),
+keeps serving for `drain_delay` seconds, and only then stops accepting and
+drains (with `stop_and_drain` from
 the graceful-shutdown page). A ``preStop`` ``sleep`` hook does the waiting
 before SIGTERM instead, without code.
 
@@ -66,9 +67,21 @@ class ProbeHandler(WorkHandler):
 
 # --8<-- [start:drain]
 def serve_with_readiness_drain(
-    server: GatedServer, drain_delay: float, grace: float, log: Log = say
+    server: GatedServer,
+    drain_delay: float,
+    grace: float,
+    log: Log = say,
+    *,
+    fail_readiness: bool = True,
 ) -> int:
-    """Serve; on SIGTERM fail readiness, keep serving `drain_delay` s, then drain.
+    """Serve; on SIGTERM keep serving `drain_delay` s, then stop accepting and drain.
+
+    Args:
+        fail_readiness: Answer ``/readyz`` with 503 from SIGTERM on, so that
+            balancers that probe it stop routing here during the delay. Pass
+            False to keep it healthy: when a ``preStop`` sleep does the waiting,
+            or when a Service may be left with only terminating Pods and its
+            proxies should fall back to them (KEP-1669).
 
     A second SIGTERM or SIGINT ends the delay early (Ctrl-C twice, locally).
 
@@ -81,8 +94,10 @@ def serve_with_readiness_drain(
     server.ready.set()
     log(f"listening on port {server.server_port}, pid {os.getpid()}")
     reason = signal.Signals(stop.get()).name
-    server.ready.clear()  # 1. readiness fails: balancers that probe us stop
-    log(f"{reason}: not ready, still serving for {drain_delay:g} s")
+    if fail_readiness:
+        server.ready.clear()  # 1. readiness fails: balancers that probe us stop
+    state = "still ready" if server.ready.is_set() else "not ready"
+    log(f"{reason}: {state}, still serving for {drain_delay:g} s")
     try:
         stop.get(timeout=drain_delay)  # 2. serve while removal propagates
     except queue.Empty:
@@ -115,9 +130,28 @@ def main(argv: list[str] | None = None) -> int:
         default=float(os.environ.get("SHUTDOWN_GRACE_SECONDS", "20")),
         help="seconds to drain in-flight requests after the delay",
     )
+    readiness = parser.add_mutually_exclusive_group()
+    readiness.add_argument(
+        "--fail-readiness",
+        dest="fail_readiness",
+        action="store_true",
+        help="answer /readyz with 503 from SIGTERM on (the default unless "
+        "$FAIL_READINESS_ON_SIGTERM is 0)",
+    )
+    readiness.add_argument(
+        "--keep-readiness",
+        dest="fail_readiness",
+        action="store_false",
+        help="keep /readyz healthy after SIGTERM",
+    )
+    parser.set_defaults(
+        fail_readiness=os.environ.get("FAIL_READINESS_ON_SIGTERM", "1") != "0"
+    )
     args = parser.parse_args(argv)
     server = GatedServer((args.host, args.port), args.name)
-    return serve_with_readiness_drain(server, args.drain_delay, args.grace)
+    return serve_with_readiness_drain(
+        server, args.drain_delay, args.grace, fail_readiness=args.fail_readiness
+    )
 
 
 if __name__ == "__main__":
