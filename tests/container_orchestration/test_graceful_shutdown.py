@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import queue
+import re
 import shlex
 import shutil
 import signal
@@ -570,15 +571,30 @@ PID1_CASES = (
     "shell form, handler",
     "shell form with exec, handler",
     "exec form, handler",
+    "tini in front, handler",
 )
 
 
 def pid1_command(case: str) -> list[str]:
-    """What the container runtime would start, run on this machine's Python."""
+    """What the container runtime would start, run on this machine's Python.
+
+    The last case is the image's own ENTRYPOINT and CMD; the others drop its
+    init to show what Python alone, or a shell, does as PID 1.
+    """
     entrypoint, cmd = dockerfile_command()
+    if not case.startswith("tini"):
+        entrypoint = entrypoint[entrypoint.index("python") :]
     if case == "exec form, no handler":
         cmd = [*cmd, "--variant", "naive"]
-    local = {"python": sys.executable, "0.0.0.0": "127.0.0.1", "8080": "0"}
+    tini = shutil.which("tini")
+    if case.startswith("tini") and tini is None:
+        unavailable("tini", "install it: apt-get install tini")
+    local = {
+        "python": sys.executable,
+        "tini": str(tini),
+        "0.0.0.0": "127.0.0.1",
+        "8080": "0",
+    }
     command = [local.get(arg, arg) for arg in entrypoint + cmd]
     if case.startswith("shell form"):  # what `CMD python -m ...` turns into
         prefix = "exec " if "exec" in case else ""
@@ -620,8 +636,9 @@ def test_who_receives_sigterm_as_pid_1(expected_output: OutputCheck) -> None:
     for case in PID1_CASES:
         app_pid, code = run_as_pid1(case)
         shell_in_front = case.startswith("shell form, ")
+        init_in_front = case.startswith("tini")
         handled = case.endswith(", handler") and not shell_in_front
-        assert (app_pid == 1) is not shell_in_front, case
+        assert (app_pid == 1) is not (shell_in_front or init_in_front), case
         assert (code == 0) is handled, case
         outcome = (
             f"drained, {exit_text(code)}"
@@ -652,7 +669,7 @@ def test_dockerfile_passes_hadolint_and_uses_the_exec_form() -> None:
     assert result.stdout == ""
     text = DOCKERFILE.read_text()
     assert "STOPSIGNAL SIGTERM" in text
-    assert dockerfile_command()[0] == ["python", "-m", MODULE]
+    assert dockerfile_command()[0] == ["tini", "--", "python", "-m", MODULE]
 
 
 @pytest.mark.parametrize("version", ["1.30.0", "1.34.0"])
@@ -667,7 +684,7 @@ def test_deployment_validates_against_kubernetes(version: str) -> None:
 
 
 def test_deployment_budget_fits_the_grace_period() -> None:
-    deployment: dict[str, Any] = yaml.safe_load(DEPLOYMENT.read_text())
+    deployment = manifest_documents(DEPLOYMENT)["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {item["name"]: item["value"] for item in container["env"]}
@@ -679,3 +696,34 @@ def test_deployment_budget_fits_the_grace_period() -> None:
     assert pre_stop + drain < grace_period  # a margin is left before SIGKILL
     assert "command" not in container  # the image's exec-form ENTRYPOINT runs
     assert "args" not in container
+
+
+def test_dockerfile_pins_its_base_runs_an_init_and_layers_dependencies_first() -> None:
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
+    (base,) = [line for line in lines if line.startswith("FROM ")]
+    image, _, digest = base.removeprefix("FROM ").partition("@")
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), base
+    assert ":" in image  # the tag stays for readers; the digest decides
+    env = [line for line in lines if line.startswith("ENV ")]
+    assert any("PYTHONUNBUFFERED=1" in line.split() for line in env)  # logs at once
+    entrypoint, _ = dockerfile_command()
+    assert entrypoint[:2] == ["tini", "--"]  # an init reaps and forwards
+    copies = [line for line in lines if line.startswith("COPY ")]
+    assert "requirements" in copies[0] and "snippets/" in copies[-1]
+
+
+def manifest_documents(path: Path) -> dict[str, dict[str, Any]]:
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(path.read_text())}
+
+
+def test_deployment_has_a_disruption_budget_and_a_surge_first_rollout() -> None:
+    documents = manifest_documents(DEPLOYMENT)
+    deployment, budget = documents["Deployment"], documents["PodDisruptionBudget"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["spec"]["selector"]["matchLabels"] == labels
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert deployment["spec"]["replicas"] >= 2  # a budget of one replica blocks drains
+    assert (rolling["maxUnavailable"], rolling["maxSurge"]) == (0, 1)

@@ -160,7 +160,9 @@ def cached_replica(
 
 
 def manifest_probes() -> dict[str, dict[str, Any]]:
-    deployment = yaml.safe_load(MANIFEST.read_text())
+    deployment = {d["kind"]: d for d in yaml.safe_load_all(MANIFEST.read_text())}[
+        "Deployment"
+    ]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     return {
         kind: container[f"{kind}Probe"] for kind in ("startup", "liveness", "readiness")
@@ -597,7 +599,9 @@ def test_strict_validation_catches_a_misspelled_probe_field(tmp_path: Path) -> N
 
 
 def test_manifest_probe_fields_match_the_page() -> None:
-    deployment = yaml.safe_load(MANIFEST.read_text())
+    deployment = {d["kind"]: d for d in yaml.safe_load_all(MANIFEST.read_text())}[
+        "Deployment"
+    ]
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     probes = manifest_probes()
@@ -629,3 +633,14 @@ def test_manifest_probe_fields_match_the_page() -> None:
     # The default heartbeat limit fits inside the liveness budget.
     budget = liveness["periodSeconds"] * liveness["failureThreshold"]
     assert ProbeSettings().heartbeat_max_age < budget
+
+
+def test_manifest_has_a_disruption_budget_and_a_surge_first_rollout() -> None:
+    documents = {d["kind"]: d for d in yaml.safe_load_all(MANIFEST.read_text())}
+    deployment, budget = documents["Deployment"], documents["PodDisruptionBudget"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+
+    assert budget["spec"]["selector"]["matchLabels"] == labels
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert (rolling["maxUnavailable"], rolling["maxSurge"]) == (0, 1)

@@ -278,9 +278,20 @@ def test_manifest_budget_and_probe() -> None:
     sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     probe = container["readinessProbe"]
 
-    assert kinds == ["Service", "Deployment"]
+    assert kinds == ["Service", "Deployment", "PodDisruptionBudget"]
     assert probe["httpGet"]["path"] == "/readyz"
     assert (sleep, env["DRAIN_DELAY_SECONDS"]) == (10, 0)  # one of them waits
     assert env["FAIL_READINESS_ON_SIGTERM"] == 0  # the hook waits: stay ready
     budget = sleep + env["DRAIN_DELAY_SECONDS"] + env["SHUTDOWN_GRACE_SECONDS"]
     assert (budget, pod["terminationGracePeriodSeconds"]) == (25, 30)
+
+
+def test_manifest_has_a_disruption_budget_and_a_surge_first_rollout() -> None:
+    documents = {d["kind"]: d for d in yaml.safe_load_all(DEPLOYMENT.read_text())}
+    deployment, budget = documents["Deployment"], documents["PodDisruptionBudget"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+
+    assert budget["spec"]["selector"]["matchLabels"] == labels
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert (rolling["maxUnavailable"], rolling["maxSurge"]) == (0, 1)
