@@ -46,7 +46,10 @@ from tests.conftest import ROOT, OutputCheck
 MANIFEST = ROOT / "snippets/container_orchestration/manifests/probes.deployment.yaml"
 HOST = "127.0.0.1"
 PERIOD = 0.05  # the kubelet stand-in's probe period (scaled down from seconds)
-PROBE_TIMEOUT = 0.3  # its per-probe timeout; the naive probes always hit it
+# The kubelet stand-in's per-probe timeout. It leaves a loaded machine time to
+# answer a cached probe; a naive probe fails sooner, by its own check timeout.
+PROBE_TIMEOUT = 1.0
+NAIVE_CHECK_TIMEOUT = 0.5
 REPLICAS = 3
 FAST = ProbeSettings(
     heartbeat_max_age=1.0, check_interval=0.1, check_timeout=0.2, worker_poll=0.05
@@ -145,7 +148,9 @@ class Replica:
 
 
 def naive_replica(dependency: SlowDependency) -> Replica:
-    server = ProbeServer(NaiveProbes(ping_check(dependency.address), 1.0), HOST)
+    server = ProbeServer(
+        NaiveProbes(ping_check(dependency.address), NAIVE_CHECK_TIMEOUT), HOST
+    )
     server.start()
     return Replica(server.address, server.close)
 
@@ -347,29 +352,39 @@ def probe_storm(replicas: list[Replica]) -> list[int]:
 def test_probe_load_on_the_dependency(
     dependency: SlowDependency, expected_output: OutputCheck
 ) -> None:
-    lines = [f"{REPLICAS} replicas x {PROBES_PER_REPLICA} probes of /readyz"]
-    slow_refresh = ProbeSettings(check_interval=60.0, check_timeout=1.0)
+    interval = 0.05  # short, so that the cache refreshes during the storm
+    lines = [
+        f"{REPLICAS} replicas x {PROBES_PER_REPLICA} probes of /readyz, "
+        f"cached checks every {interval:g} s"
+    ]
+    refresh = ProbeSettings(check_interval=interval, check_timeout=1.0)
     starts: list[tuple[str, Callable[[], Replica]]] = [
         ("naive", lambda: naive_replica(dependency)),
-        ("cached", lambda: cached_replica(dependency, slow_refresh)),
+        ("cached", lambda: cached_replica(dependency, refresh)),
     ]
     for name, start in starts:
-        at_start = dependency.calls
         replicas = [start() for _ in range(REPLICAS)]
-        before = dependency.calls  # the cached replicas' first checks are done
+        before, started = dependency.calls, time.monotonic()
         try:
             statuses = probe_storm(replicas)
+            calls = dependency.calls - before  # before the replicas stop
+            elapsed = time.monotonic() - started
         finally:
             for replica in replicas:
                 replica.close()
-        calls = dependency.calls - before
         assert statuses == [200] * REPLICAS * PROBES_PER_REPLICA
         if name == "naive":
             assert calls == REPLICAS * PROBES_PER_REPLICA  # one call per probe
+            lines.append(f"naive   one dependency call per probe: {calls}")
         else:
-            assert before - at_start == REPLICAS  # one check each at start-up
-            assert calls == 0  # the probes read the cached result
-        lines.append(f"{name:<7} dependency calls during the probes: {calls}")
+            # The checks run on their own clock, not per probe: at most one
+            # per replica per interval, plus one in flight when the storm began.
+            bound = REPLICAS * (elapsed / interval + 1)
+            assert calls <= bound, (calls, elapsed)
+            lines.append(
+                "cached  calls within one per replica per check interval: "
+                f"{'yes' if calls <= bound else 'no'}"
+            )
     text = "\n".join(lines)
     print(text)
     expected_output("container_orchestration/probes.load", text)
@@ -384,7 +399,9 @@ def test_liveness_goes_red_on_a_stuck_worker_and_naive_liveness_does_not(
     service = Service(ping_check(dependency.address), settings=settings, host=HOST)
     service.start()
     # The naive replica runs the same worker loop behind NaiveProbes.
-    naive = ProbeServer(NaiveProbes(ping_check(dependency.address), 1.0), HOST)
+    naive = ProbeServer(
+        NaiveProbes(ping_check(dependency.address), NAIVE_CHECK_TIMEOUT), HOST
+    )
     naive.start()
     naive_jobs: queue.Queue[Callable[[], None]] = queue.Queue()
     naive_beat = Heartbeat("worker", settings.heartbeat_max_age)
