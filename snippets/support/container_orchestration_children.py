@@ -7,12 +7,18 @@ read.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from snippets.container_orchestration import graceful_shutdown as gs
+from snippets.container_orchestration.cpu_quota_sizing import (
+    available_cpus,
+    cpu_budget,
+)
 
 __all__ = ["PROGRAMS", "SlowSource", "main"]
 
@@ -57,7 +63,25 @@ def slow_intake(args: Sequence[str]) -> int:
     return gs.run_pool(pool, SlowSource("early-job", "late-job", delay), grace)
 
 
+def pinned_cpus(args: Sequence[str]) -> int:
+    """``pinned-cpus``: pin to one CPU; print `available_cpus()` and the host count."""
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    print(available_cpus(), os.cpu_count())
+    return 0
+
+
+def budget_cpus(args: Sequence[str]) -> int:
+    """``budget-cpus ROOT``: print the CPUs `cpu_budget` gives on the tree at ROOT.
+
+    Run it with ``-X cpu_count=N`` or ``PYTHON_CPU_COUNT=N`` to see the override.
+    """
+    print(cpu_budget(Path(args[0])).cpus)
+    return 0
+
+
 PROGRAMS: dict[str, Callable[[Sequence[str]], int]] = {
+    "budget-cpus": budget_cpus,
+    "pinned-cpus": pinned_cpus,
     "slow-intake": slow_intake,
 }
 
