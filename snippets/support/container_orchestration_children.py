@@ -8,6 +8,7 @@ read.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from snippets.container_orchestration import graceful_shutdown as gs
+from snippets.container_orchestration import leader_election as le
 from snippets.container_orchestration.cpu_quota_sizing import (
     available_cpus,
     cpu_budget,
@@ -79,9 +81,42 @@ def budget_cpus(args: Sequence[str]) -> int:
     return 0
 
 
+def replica(args: Sequence[str]) -> int:
+    """``replica DSN IDENTITY fenced|unfenced pause|- RESOURCE ENTRY LEASE``.
+
+    Lead once and write once (with ``pause``, stop between the lease check and
+    the write until a line arrives on stdin: the test freezes the process
+    there), then stay leader until the lease is lost or SIGTERM arrives.
+    """
+    dsn, identity, mode, pause, resource, entry, lease_name = args
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    write = le.fenced_write if mode == "fenced" else le.unfenced_write
+
+    def lead(lease: le.Lease, lost: threading.Event) -> None:
+        print("leader", lease.token, flush=True)
+        with le.connect(dsn) as conn:
+            if lost.is_set():  # the check a careful leader makes before writing
+                return
+            if pause == "pause":
+                print("checked", flush=True)
+                sys.stdin.readline()  # the test freezes the process here
+            accepted = write(conn, lease, resource, entry)
+            print("accepted" if accepted else "rejected", flush=True)
+        lost.wait()
+        print("stepped-down", flush=True)
+        stop.set()
+
+    timing = le.Timing(lease_duration=1.0, renew_deadline=0.6, retry_period=0.2)
+    elector = le.LeaderElector(dsn, lease=lease_name, identity=identity, timing=timing)
+    elector.run(lead, stop)
+    return 0
+
+
 PROGRAMS: dict[str, Callable[[Sequence[str]], int]] = {
     "budget-cpus": budget_cpus,
     "pinned-cpus": pinned_cpus,
+    "replica": replica,
     "slow-intake": slow_intake,
 }
 
