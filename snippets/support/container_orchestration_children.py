@@ -7,6 +7,8 @@ read.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import sys
@@ -14,13 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from snippets.container_orchestration import graceful_shutdown as gs
-from snippets.container_orchestration import leader_election as le
-from snippets.container_orchestration.cpu_quota_sizing import (
-    available_cpus,
-    cpu_budget,
-)
+from typing import Any
 
 __all__ = ["PROGRAMS", "SlowSource", "main"]
 
@@ -44,7 +40,7 @@ class SlowSource:
             return None
         job = self._jobs.pop(0)
         if not self._jobs:  # the late one
-            gs.say(f"fetching {job}")
+            print(f"fetching {job}", flush=True)
             time.sleep(self._delay)
         return job
 
@@ -54,6 +50,8 @@ class SlowSource:
 
 def slow_intake(args: Sequence[str]) -> int:
     """``slow-intake GRACE DELAY``: a pool whose intake is inside a slow fetch."""
+    from snippets.container_orchestration import graceful_shutdown as gs
+
     grace, delay = float(args[0]), float(args[1])
     pool = gs.WorkerPool(
         lambda job: None,
@@ -67,6 +65,8 @@ def slow_intake(args: Sequence[str]) -> int:
 
 def pinned_cpus(args: Sequence[str]) -> int:
     """``pinned-cpus``: pin to one CPU; print `available_cpus()` and the host count."""
+    from snippets.container_orchestration.cpu_quota_sizing import available_cpus
+
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     print(available_cpus(), os.cpu_count())
     return 0
@@ -77,6 +77,8 @@ def budget_cpus(args: Sequence[str]) -> int:
 
     Run it with ``-X cpu_count=N`` or ``PYTHON_CPU_COUNT=N`` to see the override.
     """
+    from snippets.container_orchestration.cpu_quota_sizing import cpu_budget
+
     print(cpu_budget(Path(args[0])).cpus)
     return 0
 
@@ -88,6 +90,8 @@ def replica(args: Sequence[str]) -> int:
     the write until a line arrives on stdin: the test freezes the process
     there), then stay leader until the lease is lost or SIGTERM arrives.
     """
+    from snippets.container_orchestration import leader_election as le
+
     dsn, identity, mode, pause, resource, entry, lease_name = args
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -113,8 +117,63 @@ def replica(args: Sequence[str]) -> int:
     return 0
 
 
+def migrator(args: Sequence[str]) -> int:
+    """``migrator DSN IDENTITY unlocked|locked|hang LOCK``: one replica's start-up.
+
+    Prints ``ready`` and waits for a line on stdin before it migrates (with
+    ``unlocked``, between reading the versions and applying them: the race
+    window held open). ``hang`` takes the lock, then freezes inside migration
+    2 after its statements ran, before it commits. Prints a JSON report.
+    """
+    import psycopg
+
+    from snippets.container_orchestration import one_shot_tasks as ost
+
+    dsn, identity, mode, lock = args
+
+    def barrier() -> None:
+        print("ready", flush=True)
+        sys.stdin.readline()
+
+    migrations = list(ost.MIGRATIONS)
+    if mode == "hang":
+        sql = migrations[1].apply
+        assert isinstance(sql, str)
+
+        def frozen(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(sql.encode())
+            print("migration 2 running", flush=True)
+            sys.stdin.readline()  # the test kills the process here
+
+        migrations[1] = dataclasses.replace(migrations[1], apply=frozen)
+    try:
+        if mode == "unlocked":
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                applied = ost.migrate_unlocked(
+                    conn, migrations, identity=identity, between=barrier
+                )
+        else:
+            barrier()
+            applied = ost.migrate(dsn, migrations, identity=identity, lock=lock)
+    except psycopg.Error as error:
+        print(json.dumps({"error": type(error).__name__}), flush=True)
+        return 1
+    print(json.dumps({"applied": applied}), flush=True)
+    return 0
+
+
+def lock_key(args: Sequence[str]) -> int:
+    """``lock-key NAME``: print the advisory-lock key of NAME."""
+    from snippets.container_orchestration.one_shot_tasks import lock_key as key
+
+    print(key(args[0]))
+    return 0
+
+
 PROGRAMS: dict[str, Callable[[Sequence[str]], int]] = {
     "budget-cpus": budget_cpus,
+    "lock-key": lock_key,
+    "migrator": migrator,
     "pinned-cpus": pinned_cpus,
     "replica": replica,
     "slow-intake": slow_intake,

@@ -26,7 +26,7 @@ CHILDREN = "snippets.support.container_orchestration_children"
 LEASE, RESOURCE, ENTRY = "billing", "invoices", "invoice batch 42"
 
 
-def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
+def read_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     """One line from a child's stdout, or fail after ``timeout`` seconds."""
     assert proc.stdout is not None
     with selectors.DefaultSelector() as selector:
