@@ -18,14 +18,32 @@ from __future__ import annotations
 
 import http.client
 import os
+import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["Balancer", "Termination", "get", "terminate_pod"]
+__all__ = [
+    "WINDOW",
+    "Backend",
+    "Balancer",
+    "Cluster",
+    "Termination",
+    "describe",
+    "get",
+    "terminate_pod",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILDREN = "snippets.support.container_orchestration_children"
+WINDOW = 10  # requests sent while the balancer still routes to the old backend
 
 
 def get(port: int, path: str, timeout: float = 20.0) -> str:
@@ -212,3 +230,91 @@ def terminate_pod(
     for role in (kubelet, control_plane):
         threading.Thread(target=role, daemon=True).start()
     return termination
+
+
+class Backend:
+    """One ``readiness_gated_drain`` backend as a child process, read line by line."""
+
+    def __init__(self, name: str, drain_delay: float, fail_readiness: bool) -> None:
+        readiness = "--fail-readiness" if fail_readiness else "--keep-readiness"
+        argv = [
+            sys.executable, "-m", CHILDREN, "backend", "--name", name,
+            "--host", "127.0.0.1", "--port", "0",
+            "--drain-delay", f"{drain_delay:g}", "--grace", "5", readiness,
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        assert self.proc.stdout is not None
+        threading.Thread(
+            target=self._read, args=(self.proc.stdout,), daemon=True
+        ).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line.rstrip("\n"))
+
+    def expect(self, prefix: str, timeout: float = 30.0) -> str:
+        """Wait for the next line that starts with ``prefix`` and return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self._lines.get(timeout=max(remaining, 0.01))
+            except queue.Empty:
+                raise TimeoutError(f"no line starting with {prefix!r}") from None
+            if line.startswith(prefix):
+                return line
+
+    def port(self) -> int:
+        line = self.expect("listening on port ")
+        return int(line.split()[3].rstrip(","))
+
+    def signal(self, sig: signal.Signals) -> float:
+        self.proc.send_signal(sig)
+        return time.monotonic()
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class Cluster:
+    """Backend ``a`` (the one that terminates), backend ``b``, and the balancer."""
+
+    def __init__(self, drain_delay: float, *, fail_readiness: bool = True) -> None:
+        self.a = Backend("a", drain_delay, fail_readiness)
+        self.b = Backend("b", drain_delay, fail_readiness)
+        self.ports = {"a": self.a.port(), "b": self.b.port()}
+        self.balancer = Balancer(self.ports)
+
+    def send(self, count: int) -> list[tuple[str, int]]:
+        """``count`` requests through the balancer, one after another."""
+        return self.balancer.send(count)
+
+    def close(self) -> None:
+        self.a.kill()
+        self.b.kill()
+        self.balancer.close()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def describe(routed: list[tuple[str, int]]) -> str:
+    """``a: 502 x5, b: 200 x5``: where the requests went and what they got."""
+    counts = Counter(routed)
+    return ", ".join(
+        f"{name}: {status} x{n}" for (name, status), n in sorted(counts.items())
+    )

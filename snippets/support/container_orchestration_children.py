@@ -170,7 +170,43 @@ def lock_key(args: Sequence[str]) -> int:
     return 0
 
 
+def backend(args: Sequence[str]) -> int:
+    """``backend [--name N] [--host H] [--port P] [--drain-delay S] [--grace S]
+    [--fail-readiness | --keep-readiness]``: one readiness-gated backend."""
+    import argparse
+
+    from snippets.container_orchestration.readiness_gated_drain import (
+        GatedServer,
+        serve_with_readiness_drain,
+    )
+
+    parser = argparse.ArgumentParser(prog="backend")
+    parser.add_argument("--name", default=os.environ.get("HOSTNAME", "backend"))
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--drain-delay",
+        type=float,
+        default=float(os.environ.get("DRAIN_DELAY_SECONDS", "0")),
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=float(os.environ.get("SHUTDOWN_GRACE_SECONDS", "20")),
+    )
+    readiness = parser.add_mutually_exclusive_group()
+    readiness.add_argument("--fail-readiness", dest="fail", action="store_true")
+    readiness.add_argument("--keep-readiness", dest="fail", action="store_false")
+    parser.set_defaults(fail=os.environ.get("FAIL_READINESS_ON_SIGTERM", "1") != "0")
+    options = parser.parse_args(args)
+    server = GatedServer((options.host, options.port), options.name)
+    return serve_with_readiness_drain(
+        server, options.drain_delay, options.grace, fail_readiness=options.fail
+    )
+
+
 PROGRAMS: dict[str, Callable[[Sequence[str]], int]] = {
+    "backend": backend,
     "budget-cpus": budget_cpus,
     "lock-key": lock_key,
     "migrator": migrator,

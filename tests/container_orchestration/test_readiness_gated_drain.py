@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,14 +22,13 @@ import pytest
 import yaml
 
 from snippets.support.container_orchestration_balancer import (
-    Balancer,
+    WINDOW,
+    Cluster,
     get,
     terminate_pod,
 )
-from tests.conftest import ROOT, OutputCheck
-from tests.container_orchestration.test_graceful_shutdown import Service
+from tests.conftest import ROOT
 
-MODULE = "snippets.container_orchestration.readiness_gated_drain"
 DEPLOYMENT = (
     ROOT
     / "snippets"
@@ -38,35 +36,6 @@ DEPLOYMENT = (
     / "manifests"
     / "readiness-gated-drain.deployment.yaml"
 )
-WINDOW = 10  # requests sent while the balancer still routes to the old backend
-
-
-class Cluster:
-    """Backend `a` (the one that terminates), backend `b`, and the balancer."""
-
-    def __init__(self, drain_delay: float, *, fail_readiness: bool = True) -> None:
-        self.a = self._backend("a", drain_delay, fail_readiness)
-        self.b = self._backend("b", drain_delay, fail_readiness)
-        self.ports = {"a": self.a.port(), "b": self.b.port()}
-        self.balancer = Balancer(self.ports)
-
-    @staticmethod
-    def _backend(name: str, drain_delay: float, fail_readiness: bool) -> Service:
-        readiness = "--fail-readiness" if fail_readiness else "--keep-readiness"
-        return Service(
-            [sys.executable, "-m", MODULE, "--name", name, "--host", "127.0.0.1",
-             "--port", "0", "--drain-delay", f"{drain_delay:g}", "--grace", "5",
-             readiness]
-        )  # fmt: skip
-
-    def send(self, count: int) -> list[tuple[str, int]]:
-        """`count` requests through the balancer, one after another."""
-        return self.balancer.send(count)
-
-    def close(self) -> None:
-        self.a.kill()
-        self.b.kill()
-        self.balancer.close()
 
 
 @pytest.fixture
@@ -77,20 +46,13 @@ def clusters() -> Iterator[list[Cluster]]:
         cluster.close()
 
 
-def describe(routed: list[tuple[str, int]]) -> str:
-    counts = Counter(routed)
-    return ", ".join(
-        f"{name}: {status} x{n}" for (name, status), n in sorted(counts.items())
-    )
-
-
 # --------------------------------------------------------------------------- #
 # See it break: the backend stops listening before the balancer has caught up
 # --------------------------------------------------------------------------- #
 
 
 def test_closing_the_port_at_sigterm_fails_requests_still_routed_to_it(
-    clusters: list[Cluster], expected_output: OutputCheck
+    clusters: list[Cluster],
 ) -> None:
     cluster = Cluster(drain_delay=0)
     clusters.append(cluster)
@@ -105,14 +67,6 @@ def test_closing_the_port_at_sigterm_fails_requests_still_routed_to_it(
     errors = [route for route in window + after if route[1] != 200]
     assert errors == [("a", 502)] * (WINDOW // 2)
     assert {name for name, _ in after} == {"b"}
-    expected_output(
-        "container_orchestration/readiness_gated_drain.no_delay",
-        "drain delay 0 s: a stops listening at SIGTERM, exits 0\n"
-        f"{WINDOW} requests before the balancer learns of the removal: "
-        f"{describe(window)}\n"
-        f"{WINDOW} requests after: {describe(after)}\n"
-        f"errors at the balancer: {len(errors)}",
-    )
 
 
 # --------------------------------------------------------------------------- #
@@ -121,7 +75,7 @@ def test_closing_the_port_at_sigterm_fails_requests_still_routed_to_it(
 
 
 def test_readiness_gated_drain_serves_until_the_balancer_has_caught_up(
-    clusters: list[Cluster], expected_output: OutputCheck
+    clusters: list[Cluster],
 ) -> None:
     cluster = Cluster(drain_delay=30)  # ended early below, once the window is over
     clusters.append(cluster)
@@ -143,18 +97,10 @@ def test_readiness_gated_drain_serves_until_the_balancer_has_caught_up(
     assert errors == []
     assert draining.endswith("draining 0 in flight")
     assert code == 0
-    expected_output(
-        "container_orchestration/readiness_gated_drain.with_delay",
-        f"drain delay 30 s: a answers /readyz with {readiness} and keeps serving\n"
-        f"{WINDOW} requests before the balancer learns of the removal: "
-        f"{describe(window)}\n"
-        f"{WINDOW} requests after: {describe(after)}\n"
-        f"errors at the balancer: {len(errors)}; a drains and exits {code}",
-    )
 
 
 def test_a_balancer_that_probes_readiness_ejects_after_its_unhealthy_threshold(
-    clusters: list[Cluster], expected_output: OutputCheck
+    clusters: list[Cluster],
 ) -> None:
     interval, threshold = 0.1, 3
     cluster = Cluster(drain_delay=30)
@@ -179,14 +125,6 @@ def test_a_balancer_that_probes_readiness_ejects_after_its_unhealthy_threshold(
     assert all(status == 200 for _, status in routed + after)
     assert {name for name, _ in after} == {"b"}
     assert code == 0
-    expected_output(
-        "container_orchestration/readiness_gated_drain.probe",
-        f"health checks every {interval:g} s, unhealthy after {threshold} failures\n"
-        f"after SIGTERM: a ejected after {failed_checks} failed checks; "
-        f"requests meanwhile answered 200: "
-        f"{'all' if all(s == 200 for _, s in routed) else 'not all'}\n"
-        f"{WINDOW} requests after: {describe(after)}",
-    )
 
 
 def test_with_readiness_kept_a_probing_balancer_keeps_routing_during_the_delay(
