@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -25,6 +26,20 @@ import psycopg
 from psycopg.rows import TupleRow
 
 Conn = psycopg.Connection[TupleRow]
+
+__all__ = [
+    "MIGRATIONS",
+    "VERSION_TABLE",
+    "Conn",
+    "Migration",
+    "MigrationLockTimeout",
+    "applied_versions",
+    "apply_one",
+    "apply_pending",
+    "lock_key",
+    "migrate",
+    "migrate_unlocked",
+]
 
 log = logging.getLogger(__name__)
 
@@ -249,3 +264,32 @@ def migrate(
 
 
 # --8<-- [end:migrate]
+
+
+# --------------------------------------------------------------------------- #
+# The cases the page shows: python -m snippets.container_orchestration.one_shot_tasks
+# --------------------------------------------------------------------------- #
+
+
+def _show_race() -> list[str]:
+    """8 replicas start together, without and with the advisory lock."""
+    from snippets.support import services
+    from snippets.support.container_orchestration_migrations import race_lines
+
+    with services.postgres() as pg:
+        return race_lines(pg.dsn, pg.schema)
+
+
+def _show_crash() -> list[str]:
+    """A replica killed while it holds the lock, in the middle of a migration."""
+    from snippets.support import services
+    from snippets.support.container_orchestration_migrations import crash
+
+    with services.postgres() as pg:
+        return crash(pg.dsn, f"schema-migrations:{pg.schema}").lines
+
+
+if __name__ == "__main__":
+    from snippets.support.cases import run_cases
+
+    sys.exit(run_cases({"crash": _show_crash, "race": _show_race}))

@@ -7,17 +7,18 @@ connections to the Pod until it does. A process that closes its port on
 SIGTERM turns that window into refused connections and 502s.
 
 `serve_with_readiness_drain` closes the window from inside the process: on
-SIGTERM it fails its readiness endpoint, keeps serving for `drain_delay`
-seconds, and only then stops accepting and drains (with `stop_and_drain` from
+SIGTERM it fails its readiness endpoint (unless told to keep it healthy),
+keeps serving for `drain_delay` seconds, and only then stops accepting and
+drains (with `stop_and_drain` from
 the graceful-shutdown page). A ``preStop`` ``sleep`` hook does the waiting
 before SIGTERM instead, without code.
 
-Run ``python -m snippets.container_orchestration.readiness_gated_drain --help``.
+Run ``python -m snippets.container_orchestration.readiness_gated_drain no_delay``
+(or ``with_delay``, ``probe``) for the page's cases.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import queue
 import signal
@@ -32,6 +33,8 @@ from snippets.container_orchestration.graceful_shutdown import (
     stop_and_drain,
     stop_requests,
 )
+
+__all__ = ["GatedServer", "ProbeHandler", "serve_with_readiness_drain"]
 
 
 # --8<-- [start:server]
@@ -66,9 +69,21 @@ class ProbeHandler(WorkHandler):
 
 # --8<-- [start:drain]
 def serve_with_readiness_drain(
-    server: GatedServer, drain_delay: float, grace: float, log: Log = say
+    server: GatedServer,
+    drain_delay: float,
+    grace: float,
+    log: Log = say,
+    *,
+    fail_readiness: bool = True,
 ) -> int:
-    """Serve; on SIGTERM fail readiness, keep serving `drain_delay` s, then drain.
+    """Serve; on SIGTERM keep serving `drain_delay` s, then stop accepting and drain.
+
+    Args:
+        fail_readiness: Answer ``/readyz`` with 503 from SIGTERM on, so that
+            balancers that probe it stop routing here during the delay. Pass
+            False to keep it healthy: when a ``preStop`` sleep does the waiting,
+            or when a Service may be left with only terminating Pods and its
+            proxies should fall back to them (KEP-1669).
 
     A second SIGTERM or SIGINT ends the delay early (Ctrl-C twice, locally).
 
@@ -81,8 +96,10 @@ def serve_with_readiness_drain(
     server.ready.set()
     log(f"listening on port {server.server_port}, pid {os.getpid()}")
     reason = signal.Signals(stop.get()).name
-    server.ready.clear()  # 1. readiness fails: balancers that probe us stop
-    log(f"{reason}: not ready, still serving for {drain_delay:g} s")
+    if fail_readiness:
+        server.ready.clear()  # 1. readiness fails: balancers that probe us stop
+    state = "still ready" if server.ready.is_set() else "not ready"
+    log(f"{reason}: {state}, still serving for {drain_delay:g} s")
     try:
         stop.get(timeout=drain_delay)  # 2. serve while removal propagates
     except queue.Empty:
@@ -93,32 +110,103 @@ def serve_with_readiness_drain(
 # --8<-- [end:drain]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one backend; return its exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m snippets.container_orchestration.readiness_gated_drain",
-        description="A backend that drains behind its readiness endpoint.",
+# --------------------------------------------------------------------------- #
+# The cases the page shows: two backends as real processes behind a
+# round-robin proxy (snippets/support/container_orchestration_balancer.py).
+#   python -m snippets.container_orchestration.readiness_gated_drain CASE
+# --------------------------------------------------------------------------- #
+
+
+def _show_no_delay() -> list[str]:
+    from snippets.support.container_orchestration_balancer import (
+        WINDOW,
+        Cluster,
+        describe,
     )
-    parser.add_argument("--name", default=os.environ.get("HOSTNAME", "backend"))
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument(
-        "--drain-delay",
-        type=float,
-        default=float(os.environ.get("DRAIN_DELAY_SECONDS", "0")),
-        help="seconds to keep serving after SIGTERM (default: "
-        "$DRAIN_DELAY_SECONDS or 0, for a preStop sleep hook doing the waiting)",
+
+    with Cluster(drain_delay=0) as cluster:
+        cluster.send(4)
+        cluster.a.signal(signal.SIGTERM)
+        code = cluster.a.wait(timeout=10)  # a clean graceful shutdown, too early
+        window = cluster.send(WINDOW)  # the balancer has not heard of it yet
+        cluster.balancer.remove("a")  # now it has
+        after = cluster.send(WINDOW)
+    errors = [route for route in window + after if route[1] != 200]
+    return [
+        f"drain delay 0 s: a stops listening at SIGTERM, exits {code}",
+        f"{WINDOW} requests before the balancer learns of the removal: "
+        f"{describe(window)}",
+        f"{WINDOW} requests after: {describe(after)}",
+        f"errors at the balancer: {len(errors)}",
+    ]
+
+
+def _show_with_delay() -> list[str]:
+    from snippets.support.container_orchestration_balancer import (
+        WINDOW,
+        Cluster,
+        describe,
+        get,
     )
-    parser.add_argument(
-        "--grace",
-        type=float,
-        default=float(os.environ.get("SHUTDOWN_GRACE_SECONDS", "20")),
-        help="seconds to drain in-flight requests after the delay",
+
+    with Cluster(drain_delay=30) as cluster:  # the delay ends early, below
+        cluster.send(4)
+        cluster.a.signal(signal.SIGTERM)
+        cluster.a.expect("SIGTERM: not ready")
+        readiness = get(cluster.ports["a"], "/readyz")
+        window = cluster.send(WINDOW)
+        cluster.balancer.remove("a")
+        after = cluster.send(WINDOW)
+        cluster.a.signal(signal.SIGINT)  # what the end of the delay would do
+        code = cluster.a.wait(timeout=10)
+    errors = [route for route in window + after if route[1] != 200]
+    return [
+        f"drain delay 30 s: a answers /readyz with {readiness} and keeps serving",
+        f"{WINDOW} requests before the balancer learns of the removal: "
+        f"{describe(window)}",
+        f"{WINDOW} requests after: {describe(after)}",
+        f"errors at the balancer: {len(errors)}; a drains and exits {code}",
+    ]
+
+
+def _show_probe() -> list[str]:
+    from snippets.support.container_orchestration_balancer import (
+        WINDOW,
+        Cluster,
+        describe,
     )
-    args = parser.parse_args(argv)
-    server = GatedServer((args.host, args.port), args.name)
-    return serve_with_readiness_drain(server, args.drain_delay, args.grace)
+
+    interval, threshold = 0.1, 3
+    with Cluster(drain_delay=30) as cluster:
+        cluster.balancer.start_health_checks(interval, threshold)
+        cluster.balancer.wait_rounds(2)
+        cluster.a.signal(signal.SIGTERM)
+        cluster.a.expect("SIGTERM: not ready")
+        routed = []
+        while "a" not in cluster.balancer.ejected:  # a still serves meanwhile
+            routed += cluster.send(1)
+        failed_checks = cluster.balancer.wait_ejected("a")
+        after = cluster.send(WINDOW)
+        cluster.a.signal(signal.SIGINT)
+        cluster.a.wait(timeout=10)
+    answered = "all" if all(status == 200 for _, status in routed) else "not all"
+    return [
+        f"health checks every {interval:g} s, unhealthy after {threshold} failures",
+        f"after SIGTERM: a ejected after {failed_checks} failed checks; "
+        f"requests meanwhile answered 200: {answered}",
+        f"{WINDOW} requests after: {describe(after)}",
+    ]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from snippets.support.cases import run_cases
+
+    sys.exit(
+        run_cases(
+            {
+                "no_delay": _show_no_delay,
+                "probe": _show_probe,
+                "with_delay": _show_with_delay,
+            }
+        )
+    )

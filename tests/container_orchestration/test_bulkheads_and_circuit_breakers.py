@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,10 +17,6 @@ from collections.abc import Iterator
 import pytest
 
 from snippets.container_orchestration.bulkheads_and_circuit_breakers import (
-    CATALOG_CALLS,
-    PAYMENTS_CALLS,
-    POOL,
-    SLOTS,
     AsyncBulkhead,
     Bulkhead,
     BulkheadFull,
@@ -31,25 +25,29 @@ from snippets.container_orchestration.bulkheads_and_circuit_breakers import (
     CircuitOpenError,
     DeadlineExceeded,
     DependencyError,
-    DependencyServer,
     Gateway,
-    Herd,
-    Isolation,
-    ManualClock,
     RequestError,
     State,
     async_http_get,
-    async_isolation_demo,
-    herd_lines,
     http_get,
-    isolation_demo,
-    isolation_lines,
-    recovery_herd,
     retry,
-    retry_storm,
-    storm_lines,
 )
-from tests.conftest import ROOT, OutputCheck
+from snippets.container_orchestration.bulkheads_and_circuit_breakers.demo import (
+    CATALOG_CALLS,
+    PAYMENTS_CALLS,
+    POOL,
+    SLOTS,
+    Herd,
+    Isolation,
+    async_isolation_demo,
+    isolation_demo,
+    recovery_herd,
+    retry_storm,
+)
+from snippets.support.container_orchestration_dependency import (
+    DependencyServer,
+    ManualClock,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -128,23 +126,6 @@ def test_asyncio_bulkheads_keep_the_healthy_dependency_answering(
     assert isolated.answered == CATALOG_CALLS
 
 
-def test_isolation_output_matches_the_page(
-    isolation: tuple[Isolation, Isolation],
-    async_isolation: tuple[Isolation, Isolation],
-    expected_output: OutputCheck,
-) -> None:
-    pool = isolation_lines(f"a pool of {POOL} workers", *isolation)
-    limit = isolation_lines(f"one limit of {POOL} permits", *async_isolation)
-    expected_output(
-        "container_orchestration/bulkheads_and_circuit_breakers.isolation",
-        "\n".join(pool),
-    )
-    expected_output(
-        "container_orchestration/bulkheads_and_circuit_breakers.isolation_async",
-        "\n".join(limit),
-    )
-
-
 # -- bulkhead details ------------------------------------------------------- #
 
 
@@ -153,14 +134,19 @@ def test_full_bulkhead_fails_fast_and_a_socket_timeout_frees_the_slot(
 ) -> None:
     payments.mode = "hang"
     bulkhead = Bulkhead("payments", 1, acquire_timeout=0.05)
-    gateway = BulkheadGateway(4, call_timeout=0.3, bulkheads={"payments": bulkhead})
+    call_timeout = 2.0  # long next to the 0.05 s wait for a slot
+    gateway = BulkheadGateway(
+        4, call_timeout=call_timeout, bulkheads={"payments": bulkhead}
+    )
     try:
         held = gateway.submit("payments", payments.url)
         assert payments.wait_for_hits(1, timeout=5) == 1
         started = time.monotonic()
         with pytest.raises(BulkheadFull):
             gateway.submit("payments", payments.url)
-        assert time.monotonic() - started < 0.25  # well before the 0.3 s call timeout
+        # Rejected after its short wait for a slot, long before the held call's
+        # timeout could have freed one; the margin absorbs a loaded machine.
+        assert time.monotonic() - started < call_timeout / 2
         assert bulkhead.rejected == 1
         # The held call ends with its own socket timeout, and its slot returns.
         assert isinstance(held.exception(timeout=5), DependencyError)
@@ -420,15 +406,6 @@ def test_half_open_lets_exactly_one_trial_call_through(
     assert guarded.state is State.CLOSED
 
 
-def test_herd_output_matches_the_page(
-    herd: tuple[Herd, Herd], expected_output: OutputCheck
-) -> None:
-    expected_output(
-        "container_orchestration/bulkheads_and_circuit_breakers.herd",
-        "\n".join(herd_lines(*herd)),
-    )
-
-
 # -- see it break, and the fix: the retry storm ----------------------------- #
 
 
@@ -493,15 +470,6 @@ def test_breaker_spares_the_down_dependency_and_probes_once_per_cool_down(
     assert guarded[10:] == [10, 10]  # the trial call succeeded: closed
 
 
-def test_storm_output_matches_the_page(
-    storm: tuple[list[int], list[int]], expected_output: OutputCheck
-) -> None:
-    expected_output(
-        "container_orchestration/bulkheads_and_circuit_breakers.storm",
-        "\n".join(storm_lines(*storm)),
-    )
-
-
 def test_retry_stops_at_an_open_breaker_and_backs_off_otherwise() -> None:
     calls, sleeps = 0, list[float]()
 
@@ -556,20 +524,3 @@ def test_http_clients_map_responses_and_errors(payments: DependencyServer) -> No
         with pytest.raises(DependencyError) as refused:
             get(nowhere)
         assert refused.value.status is None
-
-
-def test_module_runs_as_a_script() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snippets.container_orchestration.bulkheads_and_circuit_breakers",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "with bulkheads: catalog 4/4 answered in time" in result.stdout
-    assert "1 request reached payments (the trial call)" in result.stdout

@@ -6,29 +6,29 @@ routing to a backend until it learns that the backend was removed. The test
 plays the control plane and decides when that news arrives (`remove`), so the
 window between SIGTERM and the removal is exact: the test sends ten requests
 through the balancer inside it. A balancer that health-checks backends itself
-(`probe`) learns earlier, from the readiness endpoint.
+learns from the readiness endpoint instead, after its unhealthy threshold.
 """
 
 from __future__ import annotations
 
-import http.client
 import signal
 import subprocess
 import sys
-import threading
-from collections import Counter
+import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, OutputCheck
-from tests.container_orchestration.test_graceful_shutdown import Service, get
+from snippets.support.container_orchestration_balancer import (
+    WINDOW,
+    Cluster,
+    get,
+    terminate_pod,
+)
+from tests.conftest import ROOT
 
-MODULE = "snippets.container_orchestration.readiness_gated_drain"
 DEPLOYMENT = (
     ROOT
     / "snippets"
@@ -36,106 +36,6 @@ DEPLOYMENT = (
     / "manifests"
     / "readiness-gated-drain.deployment.yaml"
 )
-WINDOW = 10  # requests sent while the balancer still routes to the old backend
-
-
-class Balancer:
-    """A round-robin HTTP proxy over named backends; 502 when a backend fails."""
-
-    def __init__(self, backends: dict[str, int]) -> None:
-        self._endpoints = list(backends.items())
-        self._turn = 0
-        self._lock = threading.Lock()
-        self.routed: list[tuple[str, int]] = []
-        balancer = self
-
-        class Proxy(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                name, port = balancer.pick()
-                status, body = balancer.forward(port, self.path)
-                with balancer._lock:
-                    balancer.routed.append((name, status))
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-        self.port = self._server.server_port
-        threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        ).start()
-
-    def pick(self) -> tuple[str, int]:
-        with self._lock:
-            endpoint = self._endpoints[self._turn % len(self._endpoints)]
-            self._turn += 1
-            return endpoint
-
-    @staticmethod
-    def forward(port: int, path: str) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        except OSError as error:  # refused, reset: the backend is gone
-            return 502, f"bad gateway: {error}\n".encode()
-        finally:
-            conn.close()
-
-    def remove(self, name: str) -> None:
-        """The EndpointSlice update reaches the balancer."""
-        with self._lock:
-            self._endpoints = [e for e in self._endpoints if e[0] != name]
-            self._turn = 0
-
-    def probe(self) -> list[str]:
-        """One round of health checks on /readyz; drop the failing backends."""
-        failing = [
-            name
-            for name, port in list(self._endpoints)
-            if get(port, "/readyz") != "200"
-        ]
-        for name in failing:
-            self.remove(name)
-        return failing
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-class Cluster:
-    """Backend `a` (the one that terminates), backend `b`, and the balancer."""
-
-    def __init__(self, drain_delay: float) -> None:
-        self.a = self._backend("a", drain_delay)
-        self.b = self._backend("b", drain_delay)
-        self.ports = {"a": self.a.port(), "b": self.b.port()}
-        self.balancer = Balancer(self.ports)
-
-    @staticmethod
-    def _backend(name: str, drain_delay: float) -> Service:
-        return Service(
-            [sys.executable, "-m", MODULE, "--name", name, "--host", "127.0.0.1",
-             "--port", "0", "--drain-delay", f"{drain_delay:g}", "--grace", "5"]
-        )  # fmt: skip
-
-    def send(self, count: int) -> list[tuple[str, int]]:
-        """`count` requests through the balancer, one after another."""
-        start = len(self.balancer.routed)
-        for _ in range(count):
-            get(self.balancer.port, "/")
-        return self.balancer.routed[start:]
-
-    def close(self) -> None:
-        self.a.kill()
-        self.b.kill()
-        self.balancer.close()
 
 
 @pytest.fixture
@@ -146,20 +46,13 @@ def clusters() -> Iterator[list[Cluster]]:
         cluster.close()
 
 
-def describe(routed: list[tuple[str, int]]) -> str:
-    counts = Counter(routed)
-    return ", ".join(
-        f"{name}: {status} x{n}" for (name, status), n in sorted(counts.items())
-    )
-
-
 # --------------------------------------------------------------------------- #
 # See it break: the backend stops listening before the balancer has caught up
 # --------------------------------------------------------------------------- #
 
 
 def test_closing_the_port_at_sigterm_fails_requests_still_routed_to_it(
-    clusters: list[Cluster], expected_output: OutputCheck
+    clusters: list[Cluster],
 ) -> None:
     cluster = Cluster(drain_delay=0)
     clusters.append(cluster)
@@ -174,14 +67,6 @@ def test_closing_the_port_at_sigterm_fails_requests_still_routed_to_it(
     errors = [route for route in window + after if route[1] != 200]
     assert errors == [("a", 502)] * (WINDOW // 2)
     assert {name for name, _ in after} == {"b"}
-    expected_output(
-        "container_orchestration/readiness_gated_drain.no_delay",
-        "drain delay 0 s: a stops listening at SIGTERM, exits 0\n"
-        f"{WINDOW} requests before the balancer learns of the removal: "
-        f"{describe(window)}\n"
-        f"{WINDOW} requests after: {describe(after)}\n"
-        f"errors at the balancer: {len(errors)}",
-    )
 
 
 # --------------------------------------------------------------------------- #
@@ -190,7 +75,7 @@ def test_closing_the_port_at_sigterm_fails_requests_still_routed_to_it(
 
 
 def test_readiness_gated_drain_serves_until_the_balancer_has_caught_up(
-    clusters: list[Cluster], expected_output: OutputCheck
+    clusters: list[Cluster],
 ) -> None:
     cluster = Cluster(drain_delay=30)  # ended early below, once the window is over
     clusters.append(cluster)
@@ -212,56 +97,88 @@ def test_readiness_gated_drain_serves_until_the_balancer_has_caught_up(
     assert errors == []
     assert draining.endswith("draining 0 in flight")
     assert code == 0
-    expected_output(
-        "container_orchestration/readiness_gated_drain.with_delay",
-        f"drain delay 30 s: a answers /readyz with {readiness} and keeps serving\n"
-        f"{WINDOW} requests before the balancer learns of the removal: "
-        f"{describe(window)}\n"
-        f"{WINDOW} requests after: {describe(after)}\n"
-        f"errors at the balancer: {len(errors)}; a drains and exits {code}",
-    )
 
 
-def test_a_balancer_that_probes_readiness_stops_routing_early(
-    clusters: list[Cluster], expected_output: OutputCheck
+def test_a_balancer_that_probes_readiness_ejects_after_its_unhealthy_threshold(
+    clusters: list[Cluster],
 ) -> None:
+    interval, threshold = 0.1, 3
     cluster = Cluster(drain_delay=30)
     clusters.append(cluster)
-    assert cluster.balancer.probe() == []
+    cluster.balancer.start_health_checks(interval, threshold)
+    cluster.balancer.wait_rounds(2)
+    assert cluster.balancer.ejected == {}
 
-    cluster.a.signal(signal.SIGTERM)
+    sent = cluster.a.signal(signal.SIGTERM)
     cluster.a.expect("SIGTERM: not ready")
-    dropped = cluster.balancer.probe()  # before any EndpointSlice update
-    routed = cluster.send(WINDOW)
+    routed = []
+    while "a" not in cluster.balancer.ejected:  # a still serves while it fails
+        routed += cluster.send(1)
+    failed_checks = cluster.balancer.wait_ejected("a")
+    took = time.monotonic() - sent
+    after = cluster.send(WINDOW)
     cluster.a.signal(signal.SIGINT)
     code = cluster.a.wait(timeout=5)
 
-    assert dropped == ["a"]
-    assert {name for name, _ in routed} == {"b"}
-    assert all(status == 200 for _, status in routed)
+    assert failed_checks == threshold
+    assert took >= (threshold - 1) * interval  # not sooner than N checks allow
+    assert all(status == 200 for _, status in routed + after)
+    assert {name for name, _ in after} == {"b"}
     assert code == 0
-    expected_output(
-        "container_orchestration/readiness_gated_drain.probe",
-        f"after SIGTERM, one health-check round drops: {', '.join(dropped)}\n"
-        f"{WINDOW} requests: {describe(routed)}",
-    )
 
 
-def test_a_prestop_sleep_holds_sigterm_back_until_the_window_is_over(
+def test_with_readiness_kept_a_probing_balancer_keeps_routing_during_the_delay(
     clusters: list[Cluster],
 ) -> None:
-    # The kubelet runs the preStop hook first: the process sees no signal while
-    # the removal propagates, and needs no delay of its own (drain delay 0).
+    """The switch: for a preStop-driven drain, or Services that may be left with
+    only terminating Pods (KEP-1669), `/readyz` stays 200 after SIGTERM."""
+    cluster = Cluster(drain_delay=30, fail_readiness=False)
+    clusters.append(cluster)
+    cluster.balancer.start_health_checks(interval=0.1, unhealthy_threshold=2)
+
+    cluster.a.signal(signal.SIGTERM)
+    cluster.a.expect("SIGTERM: still ready")
+    readiness = get(cluster.ports["a"], "/readyz")
+    cluster.balancer.wait_rounds(4)  # twice the threshold
+    routed = cluster.send(WINDOW)
+    ejected = dict(cluster.balancer.ejected)  # before a closes its port
+    cluster.a.signal(signal.SIGINT)
+    code = cluster.a.wait(timeout=5)
+
+    assert readiness == "200"
+    assert ejected == {}, cluster.balancer.failed_checks
+    assert {name for name, _ in routed} == {"a", "b"}
+    assert all(status == 200 for _, status in routed)
+    assert code == 0
+
+
+def test_a_prestop_sleep_keeps_the_port_open_until_the_removal_has_propagated(
+    clusters: list[Cluster],
+) -> None:
+    """The kubelet sleeps in preStop while the removal propagates, then SIGTERM.
+
+    The backend has no drain delay of its own: it closes its port at SIGTERM.
+    Requests flow the whole time; none fails, because SIGTERM comes after the
+    balancer stopped routing to the Pod.
+    """
     cluster = Cluster(drain_delay=0)
     clusters.append(cluster)
-    window = cluster.send(WINDOW)  # during the hook's sleep
-    cluster.balancer.remove("a")
-    cluster.a.signal(signal.SIGTERM)  # after the hook
-    code = cluster.a.wait(timeout=5)
-    after = cluster.send(WINDOW)
+    termination = terminate_pod(
+        cluster.a.proc.pid,
+        pre_stop=1.5,
+        propagation=0.3,
+        remove=lambda: cluster.balancer.remove("a"),
+    )
+    routed = []
+    while cluster.a.proc.poll() is None:
+        routed += cluster.send(1)
+    routed += cluster.send(WINDOW)
 
-    assert [status for _, status in window + after] == [200] * (2 * WINDOW)
-    assert code == 0
+    assert termination.sigterm.is_set()
+    assert termination.events == ["Pod deleted", "endpoint removed", "SIGTERM"]
+    assert ("a", 200) in routed  # a served until the removal arrived
+    assert [route for route in routed if route[1] != 200] == []
+    assert cluster.a.wait(timeout=5) == 0
 
 
 # --------------------------------------------------------------------------- #
@@ -299,8 +216,20 @@ def test_manifest_budget_and_probe() -> None:
     sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     probe = container["readinessProbe"]
 
-    assert kinds == ["Service", "Deployment"]
+    assert kinds == ["Service", "Deployment", "PodDisruptionBudget"]
     assert probe["httpGet"]["path"] == "/readyz"
     assert (sleep, env["DRAIN_DELAY_SECONDS"]) == (10, 0)  # one of them waits
+    assert env["FAIL_READINESS_ON_SIGTERM"] == 0  # the hook waits: stay ready
     budget = sleep + env["DRAIN_DELAY_SECONDS"] + env["SHUTDOWN_GRACE_SECONDS"]
     assert (budget, pod["terminationGracePeriodSeconds"]) == (25, 30)
+
+
+def test_manifest_has_a_disruption_budget_and_a_surge_first_rollout() -> None:
+    documents = {d["kind"]: d for d in yaml.safe_load_all(DEPLOYMENT.read_text())}
+    deployment, budget = documents["Deployment"], documents["PodDisruptionBudget"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+
+    assert budget["spec"]["selector"]["matchLabels"] == labels
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert (rolling["maxUnavailable"], rolling["maxSurge"]) == (0, 1)
