@@ -9,10 +9,16 @@ under ``CI=true`` it fails instead, because CI never skips.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import functools
+import json
 import os
+import platform
+import re
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -27,6 +33,7 @@ from snippets.support.services import (
     service_url,
     unique,
 )
+from tools import tested_on
 
 ROOT = Path(__file__).resolve().parent.parent
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -146,26 +153,48 @@ def expected_output() -> OutputCheck:
     return check
 
 
+def _partial(session: pytest.Session) -> bool:
+    """A run of less than the whole suite (paths, -k, -m, --lf)."""
+    config = session.config
+    return bool(
+        config.option.keyword
+        or config.option.markexpr
+        or getattr(config.option, "lf", False)
+        or [Path(arg).resolve() for arg in config.args] != [ROOT / "tests"]
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: a worker hands over the output files its tests compared."""
+    COMPARED.update(Path(path) for path in node.workeroutput.get("compared", ()))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After a full, green run: every output file a page shows was compared.
 
     A file no test compares any more would show readers output that no longer
-    runs. The check needs the whole suite: it is skipped for a partial run
-    (paths, -k, -m, --lf) and when any test was skipped.
+    runs. tests/test_outputs.py compares every output file of a module that
+    runs its cases (``run_cases``); the others must have been compared by a
+    test through ``expected_output``, on any worker. The check needs the whole
+    suite: it is skipped for a partial run (paths, -k, -m, --lf) and when any
+    test was skipped. A full run also records what each pattern's tests
+    passed on (``.reports/tested-on/``, see tools/tested_on.py).
     """
     config = session.config
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    partial = (
-        exitstatus != 0
-        or config.option.keyword
-        or config.option.markexpr
-        or getattr(config.option, "lf", False)
-        or [Path(arg).resolve() for arg in config.args] != [ROOT / "tests"]
-        or (reporter is not None and reporter.stats.get("skipped"))
-    )
-    if partial:
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller checks
+        workeroutput["compared"] = sorted(map(str, COMPARED))
         return
-    stale = [path for path in OUTPUT_FILES if path not in COMPARED]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter is not None and reporter.stats.get("skipped")
+    if not _partial(session):
+        _record_tested_on()
+    if exitstatus != 0 or _partial(session) or skipped:
+        return
+    from tests.test_outputs import converted
+
+    stale = [p for p in OUTPUT_FILES if p not in COMPARED and not converted(p)]
     if stale:
         names = "\n  ".join(str(path.relative_to(ROOT)) for path in stale)
         message = f"output files shown on pages that no test compared:\n  {names}"
@@ -174,9 +203,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _service_versions() -> list[str]:
-    """The versions of the services the tests will talk to, for the run's header."""
-    found = []
+@functools.cache
+def _service_versions() -> dict[str, str | None]:
+    """The version of each service the tests talk to (None: not reachable)."""
+    found: dict[str, str | None] = {}
 
     def nats_version(url: str) -> str:
         return asyncio.run(_nats_version(url))
@@ -188,11 +218,10 @@ def _service_versions() -> list[str]:
         "nats": nats_version,
     }
     for name, probe in probes.items():
-        label = SERVICES[name].label
         try:
-            found.append(f"{label} {probe(service_url(name))}")
+            found[SERVICES[name].label] = probe(service_url(name))
         except Exception:
-            found.append(f"{label} not reachable")
+            found[SERVICES[name].label] = None
     return found
 
 
@@ -239,4 +268,123 @@ async def _nats_version(url: str) -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return ["services: " + ", ".join(_service_versions())]
+    versions = [
+        f"{label} {version or 'not reachable'}"
+        for label, version in _service_versions().items()
+    ]
+    return ["services: " + ", ".join(versions)]
+
+
+# --------------------------------------------------------------------------- #
+# Running in parallel (pytest-xdist, --dist loadgroup) and "tested on"
+# --------------------------------------------------------------------------- #
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# What a test's fixtures and marks say it talks to, by the label its stamp shows.
+FIXTURE_USES = {name: service.label for name, service in SERVICES.items()}
+DEMO_USES = re.compile(r"\bservices\.(postgres|redis|rabbitmq|nats)\(")
+SITE = ROOT / "tests" / "site"
+
+
+def _pattern_of(item: pytest.Item) -> tested_on.Pattern | None:
+    callspec = getattr(item, "callspec", None)
+    output = callspec.params.get("output") if callspec is not None else None
+    if isinstance(output, Path):
+        return tested_on.pattern_of_output(output)
+    return tested_on.pattern_of_test(item.path)
+
+
+@functools.cache
+def _demo_uses(pattern: tested_on.Pattern) -> frozenset[str]:
+    """The services the pattern's own code asks for (its demos run them)."""
+    texts = (path.read_text() for path in pattern.files() if path != pattern.test)
+    names = {match for text in texts for match in DEMO_USES.findall(text)}
+    return frozenset(SERVICES[name].label for name in names)
+
+
+def _uses(item: pytest.Item, pattern: tested_on.Pattern) -> set[str]:
+    fixtures = getattr(item, "fixturenames", ())
+    uses = {label for name, label in FIXTURE_USES.items() if name in fixtures}
+    if item.get_closest_marker("browser") or "chromium" in fixtures:
+        uses.add("Chromium")
+    return uses | _demo_uses(pattern)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Keep each pattern's tests on one worker, and the site's tests on one.
+
+    With ``-n N --dist loadgroup`` the tests of one pattern (its test module
+    and its output checks) run one after another on one worker, as they did
+    before: their names are their own, but a demo and its tests may share a
+    lock name or a port. The site tests share one build of the site. The site
+    group goes first, because it is the longest.
+    """
+    for item in items:
+        pattern = _pattern_of(item)
+        if pattern is not None:
+            item.add_marker(pytest.mark.xdist_group(pattern.key))
+            item.user_properties.append(("pattern", pattern.key))
+            item.user_properties.append(
+                ("uses", ",".join(sorted(_uses(item, pattern))))
+            )
+        elif item.path.is_relative_to(SITE):
+            item.add_marker(pytest.mark.xdist_group("site"))
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: not item.path.is_relative_to(SITE))
+
+
+OUTCOMES: dict[str, list[str]] = {}
+USES: dict[str, set[str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Every outcome of a pattern's tests (the controller's, under xdist)."""
+    properties = dict(report.user_properties)
+    key = properties.get("pattern")
+    if not isinstance(key, str):
+        return
+    if report.when == "call" or report.outcome != "passed":
+        OUTCOMES.setdefault(key, []).append(report.outcome)
+    USES.setdefault(key, set()).update(filter(None, str(properties["uses"]).split(",")))
+
+
+def _chromium_version() -> str | None:
+    try:
+        out = subprocess.run(
+            [CHROMIUM, "--version"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except OSError:
+        return None
+    match = re.search(r"\d+(\.\d+)+", out)
+    return match[0] if match else None
+
+
+def _record_tested_on() -> None:
+    """What each pattern's tests passed on in this run, for tools/tested_on.py."""
+    if not OUTCOMES:
+        return
+    used = set().union(*USES.values())
+    servers = {k: v for k, v in _service_versions().items() if k in used and v}
+    if "Chromium" in used and (chromium := _chromium_version()):
+        servers["Chromium"] = chromium
+    record = {
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
+        "servers": servers,
+        "patterns": {
+            pattern.key: {
+                "sha256": pattern.digest(),
+                "passed": bool(outcomes) and set(outcomes) == {"passed"},
+                "uses": sorted(USES.get(pattern.key, ())),
+            }
+            for pattern in tested_on.patterns()
+            if (outcomes := OUTCOMES.get(pattern.key)) is not None
+        },
+    }
+    tested_on.RECORDS.mkdir(parents=True, exist_ok=True)
+    version = ".".join(platform.python_version_tuple()[:2])
+    path = tested_on.RECORDS / f"{version}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
