@@ -48,15 +48,20 @@ lint: $(VENV)/.installed-lint ## ruff on snippets/, tests/ and the build hooks
 typecheck: $(VENV)/.installed-test ## mypy (strict) on snippets/ and tests/
 	$(BIN)/mypy
 
+# pytest-xdist: each pattern's tests stay on one worker, the site tests share one
+# (tests/conftest.py). PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup)
+
 pytest: $(VENV)/.installed-test
 	@mkdir -p .reports
-	$(BIN)/python -m pytest --junitxml=.reports/pytest.xml $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --durations=20 --junitxml=.reports/pytest.xml $(PYTEST_ARGS)
 
 test: lint typecheck build pytest ## every check: lint, types, strict build, all tests
 	@$(BIN)/python tests/summary.py
 
-test-all: $(VENV)/.installed ## the snippet tests on Python 3.11, 3.12 and 3.13
-	@$(BIN)/python tests/python_matrix.py
+test-all: ## the pattern tests on every Python in .ci/versions, side by side; then the "tested on" stamps
+	@$(PYTHON) tests/python_matrix.py
 
 properdocs: $(VENV)/.installed-properdocs ## strict build with ProperDocs, the drop-in fork (docs/about/engine.md)
 	$(BIN)/properdocs build --strict --site-dir build/properdocs-site

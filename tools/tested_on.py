@@ -140,6 +140,11 @@ def ci_pythons() -> list[str]:
 # --------------------------------------------------------------------------- #
 
 
+def shown(path: Path) -> str:
+    """A path as a message shows it: relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def read_stamp(pattern: Pattern) -> dict[str, Any] | None:
     if not pattern.stamp.is_file():
         return None
@@ -150,12 +155,12 @@ def read_stamp(pattern: Pattern) -> dict[str, Any] | None:
 def stamp_problem(pattern: Pattern) -> str | None:
     """Why the pattern's stamp does not stand for its files, or None."""
     stamp = read_stamp(pattern)
-    where = pattern.stamp.relative_to(ROOT)
+    where = shown(pattern.stamp)
     refresh = f"run `{REFRESH}` (the pattern tests on every Python) to refresh it"
     if stamp is None:
         return f"{where} is missing; {refresh}"
     if stamp.get("sha256") != pattern.digest():
-        changed = ", ".join(str(p.relative_to(ROOT)) for p in pattern.files())
+        changed = ", ".join(shown(path) for path in pattern.files())
         return f"{where} is older than {changed}; {refresh}"
     tested = {".".join(version.split(".")[:2]) for version in stamp.get("python", [])}
     missing = [version for version in ci_pythons() if version not in tested]
