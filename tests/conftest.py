@@ -168,6 +168,7 @@ def _partial(session: pytest.Session) -> bool:
 def pytest_testnodedown(node: Any, error: object) -> None:
     """pytest-xdist: a worker hands over the output files its tests compared."""
     COMPARED.update(Path(path) for path in node.workeroutput.get("compared", ()))
+    COLLECTED.update(node.workeroutput.get("collected", {}))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -185,11 +186,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: the controller checks
         workeroutput["compared"] = sorted(map(str, COMPARED))
+        workeroutput["collected"] = COLLECTED
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter is not None and reporter.stats.get("skipped")
-    if not _partial(session):
-        _record_tested_on()
+    _record_tested_on()
     if exitstatus != 0 or _partial(session) or skipped:
         return
     from tests.test_outputs import converted
@@ -322,9 +323,13 @@ def pytest_collection_modifyitems(
     lock name or a port. The site tests share one build of the site. The site
     group goes first, because it is the longest.
     """
+    COLLECTED.clear()
     for item in items:
         pattern = _pattern_of(item)
         if pattern is not None:
+            # Counted before -k, -m or --lf deselect: a pattern counts as tested
+            # only when every one of its tests ran.
+            COLLECTED[pattern.key] = COLLECTED.get(pattern.key, 0) + 1
             item.add_marker(pytest.mark.xdist_group(pattern.key))
             item.user_properties.append(("pattern", pattern.key))
             item.user_properties.append(
@@ -336,7 +341,8 @@ def pytest_collection_modifyitems(
         items.sort(key=lambda item: not item.path.is_relative_to(SITE))
 
 
-OUTCOMES: dict[str, list[str]] = {}
+COLLECTED: dict[str, int] = {}
+RESULTS: dict[str, dict[str, str]] = {}  # pattern -> test id -> its worst outcome
 USES: dict[str, set[str]] = {}
 
 
@@ -346,8 +352,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     key = properties.get("pattern")
     if not isinstance(key, str):
         return
-    if report.when == "call" or report.outcome != "passed":
-        OUTCOMES.setdefault(key, []).append(report.outcome)
+    results = RESULTS.setdefault(key, {})
+    if results.get(report.nodeid, "passed") == "passed":
+        results[report.nodeid] = report.outcome
     USES.setdefault(key, set()).update(filter(None, str(properties["uses"]).split(",")))
 
 
@@ -363,28 +370,41 @@ def _chromium_version() -> str | None:
 
 
 def _record_tested_on() -> None:
-    """What each pattern's tests passed on in this run, for tools/tested_on.py."""
-    if not OUTCOMES:
+    """What each pattern whose tests all ran passed on, for tools/tested_on.py.
+
+    ``.reports/tested-on/3.X.json`` keeps one entry per pattern: the last run
+    of all of its tests on that Python (a later run of a few patterns updates
+    theirs and keeps the others).
+    """
+    complete = {
+        key: results
+        for key, results in RESULTS.items()
+        if len(results) == COLLECTED.get(key, -1)
+    }
+    if not complete:
         return
-    used = set().union(*USES.values())
+    used = set().union(*(USES.get(key, set()) for key in complete))
     servers = {k: v for k, v in _service_versions().items() if k in used and v}
     if "Chromium" in used and (chromium := _chromium_version()):
         servers["Chromium"] = chromium
-    record = {
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
-        "servers": servers,
-        "patterns": {
-            pattern.key: {
-                "sha256": pattern.digest(),
-                "passed": bool(outcomes) and set(outcomes) == {"passed"},
-                "uses": sorted(USES.get(pattern.key, ())),
-            }
-            for pattern in tested_on.patterns()
-            if (outcomes := OUTCOMES.get(pattern.key)) is not None
-        },
-    }
-    tested_on.RECORDS.mkdir(parents=True, exist_ok=True)
     version = ".".join(platform.python_version_tuple()[:2])
     path = tested_on.RECORDS / f"{version}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record["python"] = platform.python_version()
+    entries = record.setdefault("patterns", {})
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    for pattern in tested_on.patterns():
+        results = complete.get(pattern.key)
+        if results is None:
+            continue
+        uses = sorted(USES.get(pattern.key, ()))
+        entries[pattern.key] = {
+            "sha256": pattern.digest(),
+            "passed": set(results.values()) == {"passed"},
+            "uses": uses,
+            "python": platform.python_version(),
+            "servers": {label: servers[label] for label in uses if label in servers},
+            "date": today,
+        }
+    tested_on.RECORDS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -199,10 +199,11 @@ def write_stamps(pythons: Iterable[str]) -> list[str]:
             if not result or not result["passed"] or result["sha256"] != digest:
                 problems.append(f"{pattern.key}: no green run on Python {version}")
                 break
-            python.append(run["python"])
-            dates.append(run["date"])
+            python.append(result.get("python", run["python"]))
+            dates.append(result.get("date", run.get("date", "")))
+            known = {**run.get("servers", {}), **result.get("servers", {})}
             for label in result["uses"]:
-                servers[label] = run["servers"].get(label, "?")
+                servers[label] = known.get(label, "?")
         else:
             stamp = {
                 "page": pattern.page.relative_to(ROOT).as_posix(),
