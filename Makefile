@@ -51,7 +51,7 @@ typecheck: $(VENV)/.installed-test ## mypy (strict) on snippets/ and tests/
 # pytest-xdist: each pattern's tests stay on one worker, the site tests share one
 # (tests/conftest.py). PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= 2
-PYTEST_PARALLEL = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup)
+PYTEST_PARALLEL = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadscope)
 
 pytest: $(VENV)/.installed-test
 	@mkdir -p .reports

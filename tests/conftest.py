@@ -284,7 +284,6 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # What a test's fixtures and marks say it talks to, by the label its stamp shows.
 FIXTURE_USES = {name: service.label for name, service in SERVICES.items()}
 DEMO_USES = re.compile(r"\bservices\.(postgres|redis|rabbitmq|nats)\(")
-SITE = ROOT / "tests" / "site"
 
 
 def _pattern_of(item: pytest.Item) -> tested_on.Pattern | None:
@@ -311,18 +310,50 @@ def _uses(item: pytest.Item, pattern: tested_on.Pattern) -> set[str]:
     return uses | _demo_uses(pattern)
 
 
+def xdist_scope(nodeid: str) -> str:
+    """The unit pytest-xdist hands to one worker: a pattern, the site, or a test.
+
+    A pattern's tests (its test module and its output checks) run one after
+    another on one worker, as they did before: their names are their own, but
+    a demo and its tests may share a lock name or a port. The site tests share
+    one build of the site.
+    """
+    path, _, rest = nodeid.partition("::")
+    if path.startswith("tests/site/"):
+        return "site"
+    module = re.fullmatch(r"tests/(\w+)/test_(\w+)\.py", path)
+    if module:
+        return f"{module[1]}/{module[2]}"
+    output = re.match(r"\w+\[(\w+)/(\w+)\.", rest)
+    if path == "tests/test_outputs.py" and output:
+        return f"{output[1]}/{output[2]}"
+    return nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N --dist loadscope``: one scope per pattern (``xdist_scope``).
+
+    (The ``xdist_group`` marks of ``--dist loadgroup`` are lost under pytest 9.2
+    with pytest-xdist 3.8.0: the worker's renamed node id does not stick.)
+    Scopes go out largest first, so the site's long group starts at once.
+    """
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PatternScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return PatternScheduling(config, log)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Keep each pattern's tests on one worker, and the site's tests on one.
-
-    With ``-n N --dist loadgroup`` the tests of one pattern (its test module
-    and its output checks) run one after another on one worker, as they did
-    before: their names are their own, but a demo and its tests may share a
-    lock name or a port. The site tests share one build of the site. The site
-    group goes first, because it is the longest.
-    """
+    """Tag each pattern's tests with the pattern, for the tested-on records."""
     COLLECTED.clear()
     for item in items:
         pattern = _pattern_of(item)
@@ -330,15 +361,9 @@ def pytest_collection_modifyitems(
             # Counted before -k, -m or --lf deselect: a pattern counts as tested
             # only when every one of its tests ran.
             COLLECTED[pattern.key] = COLLECTED.get(pattern.key, 0) + 1
-            item.add_marker(pytest.mark.xdist_group(pattern.key))
             item.user_properties.append(("pattern", pattern.key))
-            item.user_properties.append(
-                ("uses", ",".join(sorted(_uses(item, pattern))))
-            )
-        elif item.path.is_relative_to(SITE):
-            item.add_marker(pytest.mark.xdist_group("site"))
-    if hasattr(config, "workerinput"):
-        items.sort(key=lambda item: not item.path.is_relative_to(SITE))
+            uses = ",".join(sorted(_uses(item, pattern)))
+            item.user_properties.append(("uses", uses))
 
 
 COLLECTED: dict[str, int] = {}

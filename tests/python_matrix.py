@@ -104,7 +104,7 @@ def run_version(run: Run) -> Run:
             log.write(f"could not build .venv-{run.version}: {error}\n")
             run.returncode = 1
             return run
-        parallel = ["-n", WORKERS, "--dist", "loadgroup"] if WORKERS != "1" else []
+        parallel = ["-n", WORKERS, "--dist", "loadscope"] if WORKERS != "1" else []
         pytest = [
             str(venv / "bin" / "python"),
             "-m",
