@@ -49,7 +49,10 @@ typecheck: $(VENV)/.installed-test ## mypy (strict) on snippets/ and tests/
 	$(BIN)/mypy
 
 # pytest-xdist: each pattern's tests stay on one worker, the site tests share one
-# (tests/conftest.py). PYTEST_WORKERS=0 runs everything in one process.
+# (tests/conftest.py). PYTEST_WORKERS=0 runs everything in one process. Two, as
+# many as the cores: four ran the tests outside tests/site/ in 239 s against 278 s,
+# but the site's scope is one worker's work and the longer pole either way, and
+# more workers crowd the timing-sensitive tests.
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadscope)
 
