@@ -9,10 +9,16 @@ under ``CI=true`` it fails instead, because CI never skips.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import functools
+import json
 import os
+import platform
+import re
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -27,6 +33,7 @@ from snippets.support.services import (
     service_url,
     unique,
 )
+from tools import tested_on
 
 ROOT = Path(__file__).resolve().parent.parent
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -146,26 +153,49 @@ def expected_output() -> OutputCheck:
     return check
 
 
+def _partial(session: pytest.Session) -> bool:
+    """A run of less than the whole suite (paths, -k, -m, --lf)."""
+    config = session.config
+    return bool(
+        config.option.keyword
+        or config.option.markexpr
+        or getattr(config.option, "lf", False)
+        or [Path(arg).resolve() for arg in config.args] != [ROOT / "tests"]
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: a worker hands over the output files its tests compared."""
+    COMPARED.update(Path(path) for path in node.workeroutput.get("compared", ()))
+    COLLECTED.update(node.workeroutput.get("collected", {}))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After a full, green run: every output file a page shows was compared.
 
     A file no test compares any more would show readers output that no longer
-    runs. The check needs the whole suite: it is skipped for a partial run
-    (paths, -k, -m, --lf) and when any test was skipped.
+    runs. tests/test_outputs.py compares every output file of a module that
+    runs its cases (``run_cases``); the others must have been compared by a
+    test through ``expected_output``, on any worker. The check needs the whole
+    suite: it is skipped for a partial run (paths, -k, -m, --lf) and when any
+    test was skipped. A full run also records what each pattern's tests
+    passed on (``.reports/tested-on/``, see tools/tested_on.py).
     """
     config = session.config
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    partial = (
-        exitstatus != 0
-        or config.option.keyword
-        or config.option.markexpr
-        or getattr(config.option, "lf", False)
-        or [Path(arg).resolve() for arg in config.args] != [ROOT / "tests"]
-        or (reporter is not None and reporter.stats.get("skipped"))
-    )
-    if partial:
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller checks
+        workeroutput["compared"] = sorted(map(str, COMPARED))
+        workeroutput["collected"] = COLLECTED
         return
-    stale = [path for path in OUTPUT_FILES if path not in COMPARED]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter is not None and reporter.stats.get("skipped")
+    _record_tested_on()
+    if exitstatus != 0 or _partial(session) or skipped:
+        return
+    from tests.test_outputs import converted
+
+    stale = [p for p in OUTPUT_FILES if p not in COMPARED and not converted(p)]
     if stale:
         names = "\n  ".join(str(path.relative_to(ROOT)) for path in stale)
         message = f"output files shown on pages that no test compared:\n  {names}"
@@ -174,9 +204,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _service_versions() -> list[str]:
-    """The versions of the services the tests will talk to, for the run's header."""
-    found = []
+@functools.cache
+def _service_versions() -> dict[str, str | None]:
+    """The version of each service the tests talk to (None: not reachable)."""
+    found: dict[str, str | None] = {}
 
     def nats_version(url: str) -> str:
         return asyncio.run(_nats_version(url))
@@ -188,11 +219,10 @@ def _service_versions() -> list[str]:
         "nats": nats_version,
     }
     for name, probe in probes.items():
-        label = SERVICES[name].label
         try:
-            found.append(f"{label} {probe(service_url(name))}")
+            found[SERVICES[name].label] = probe(service_url(name))
         except Exception:
-            found.append(f"{label} not reachable")
+            found[SERVICES[name].label] = None
     return found
 
 
@@ -239,4 +269,167 @@ async def _nats_version(url: str) -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return ["services: " + ", ".join(_service_versions())]
+    versions = [
+        f"{label} {version or 'not reachable'}"
+        for label, version in _service_versions().items()
+    ]
+    return ["services: " + ", ".join(versions)]
+
+
+# --------------------------------------------------------------------------- #
+# Running in parallel (pytest-xdist, --dist loadgroup) and "tested on"
+# --------------------------------------------------------------------------- #
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# What a test's fixtures and marks say it talks to, by the label its stamp shows.
+FIXTURE_USES = {name: service.label for name, service in SERVICES.items()}
+DEMO_USES = re.compile(r"\bservices\.(postgres|redis|rabbitmq|nats)\(")
+
+
+def _pattern_of(item: pytest.Item) -> tested_on.Pattern | None:
+    callspec = getattr(item, "callspec", None)
+    output = callspec.params.get("output") if callspec is not None else None
+    if isinstance(output, Path):
+        return tested_on.pattern_of_output(output)
+    return tested_on.pattern_of_test(item.path)
+
+
+@functools.cache
+def _demo_uses(pattern: tested_on.Pattern) -> frozenset[str]:
+    """The services the pattern's own code asks for (its demos run them)."""
+    texts = (path.read_text() for path in pattern.files() if path != pattern.test)
+    names = {match for text in texts for match in DEMO_USES.findall(text)}
+    return frozenset(SERVICES[name].label for name in names)
+
+
+def _uses(item: pytest.Item, pattern: tested_on.Pattern) -> set[str]:
+    fixtures = getattr(item, "fixturenames", ())
+    uses = {label for name, label in FIXTURE_USES.items() if name in fixtures}
+    if item.get_closest_marker("browser") or "chromium" in fixtures:
+        uses.add("Chromium")
+    return uses | _demo_uses(pattern)
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit pytest-xdist hands to one worker: a pattern, the site, or a test.
+
+    A pattern's tests (its test module and its output checks) run one after
+    another on one worker, as they did before: their names are their own, but
+    a demo and its tests may share a lock name or a port. The site tests share
+    one build of the site.
+    """
+    path, _, rest = nodeid.partition("::")
+    if path.startswith("tests/site/"):
+        return "site"
+    module = re.fullmatch(r"tests/(\w+)/test_(\w+)\.py", path)
+    if module:
+        return f"{module[1]}/{module[2]}"
+    output = re.match(r"\w+\[(\w+)/(\w+)\.", rest)
+    if path == "tests/test_outputs.py" and output:
+        return f"{output[1]}/{output[2]}"
+    return nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N --dist loadscope``: one scope per pattern (``xdist_scope``).
+
+    (The ``xdist_group`` marks of ``--dist loadgroup`` are lost under pytest 9.2
+    with pytest-xdist 3.8.0: the worker's renamed node id does not stick.)
+    Scopes go out largest first, so the site's long group starts at once.
+    """
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PatternScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return PatternScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Tag each pattern's tests with the pattern, for the tested-on records."""
+    COLLECTED.clear()
+    for item in items:
+        pattern = _pattern_of(item)
+        if pattern is not None:
+            # Counted before -k, -m or --lf deselect: a pattern counts as tested
+            # only when every one of its tests ran.
+            COLLECTED[pattern.key] = COLLECTED.get(pattern.key, 0) + 1
+            item.user_properties.append(("pattern", pattern.key))
+            uses = ",".join(sorted(_uses(item, pattern)))
+            item.user_properties.append(("uses", uses))
+
+
+COLLECTED: dict[str, int] = {}
+RESULTS: dict[str, dict[str, str]] = {}  # pattern -> test id -> its worst outcome
+USES: dict[str, set[str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Every outcome of a pattern's tests (the controller's, under xdist)."""
+    properties = dict(report.user_properties)
+    key = properties.get("pattern")
+    if not isinstance(key, str):
+        return
+    results = RESULTS.setdefault(key, {})
+    if results.get(report.nodeid, "passed") == "passed":
+        results[report.nodeid] = report.outcome
+    USES.setdefault(key, set()).update(filter(None, str(properties["uses"]).split(",")))
+
+
+def _chromium_version() -> str | None:
+    try:
+        out = subprocess.run(
+            [CHROMIUM, "--version"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except OSError:
+        return None
+    match = re.search(r"\d+(\.\d+)+", out)
+    return match[0] if match else None
+
+
+def _record_tested_on() -> None:
+    """What each pattern whose tests all ran passed on, for tools/tested_on.py.
+
+    ``.reports/tested-on/3.X.json`` keeps one entry per pattern: the last run
+    of all of its tests on that Python (a later run of a few patterns updates
+    theirs and keeps the others).
+    """
+    complete = {
+        key: results
+        for key, results in RESULTS.items()
+        if len(results) == COLLECTED.get(key, -1)
+    }
+    if not complete:
+        return
+    used = set().union(*(USES.get(key, set()) for key in complete))
+    servers = {k: v for k, v in _service_versions().items() if k in used and v}
+    if "Chromium" in used and (chromium := _chromium_version()):
+        servers["Chromium"] = chromium
+    version = ".".join(platform.python_version_tuple()[:2])
+    path = tested_on.RECORDS / f"{version}.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record["python"] = platform.python_version()
+    entries = record.setdefault("patterns", {})
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    for pattern in tested_on.patterns():
+        results = complete.get(pattern.key)
+        if results is None:
+            continue
+        uses = sorted(USES.get(pattern.key, ()))
+        entries[pattern.key] = {
+            "sha256": pattern.digest(),
+            "passed": set(results.values()) == {"passed"},
+            "uses": uses,
+            "python": platform.python_version(),
+            "servers": {label: servers[label] for label in uses if label in servers},
+            "date": today,
+        }
+    tested_on.RECORDS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
