@@ -26,13 +26,13 @@ serve: $(VENV)/.installed ## serve the site with live reload on http://127.0.0.1
 	SITE_URL=http://127.0.0.1:$(PORT)/ $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT) --livereload
 
 build: $(VENV)/.installed ## build the site into site/ (strict: any warning fails)
-	$(BIN)/mkdocs build --strict
+	$(BIN)/python -m tools.build
 
-lint: $(VENV)/.installed ## ruff on snippets/, tests/ and the build hooks
-	$(BIN)/ruff check snippets tests overrides
-	$(BIN)/ruff format --check snippets tests overrides
+lint: $(VENV)/.installed ## ruff on all the code: snippets/, tests/, tools/, benchmarks/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
-typecheck: $(VENV)/.installed ## mypy (strict) on snippets/ and tests/
+typecheck: $(VENV)/.installed ## mypy (strict) on snippets/, tests/, tools/, benchmarks/
 	$(BIN)/mypy
 
 pytest: $(VENV)/.installed
@@ -45,24 +45,24 @@ test: lint typecheck build pytest ## every check: lint, types, strict build, all
 test-all: $(VENV)/.installed ## the snippet tests on Python 3.11, 3.12 and 3.13
 	@$(BIN)/python tests/python_matrix.py
 
-ledger: build ## add the built site's pages and anchors to overrides/link-ledger.txt
-	$(BIN)/python -m overrides.hooks.links site
+ledger: build ## add the built site's pages and anchors to links/link-ledger.txt
+	$(BIN)/python -m tools.links site
 
 pdf: $(VENV)/.installed ## the whole guide as one PDF: build/concurrency-patterns.pdf
-	$(BIN)/python -m overrides.pdf.build_pdf
+	$(BIN)/python -m tools.pdf.build_pdf
 
 offline: $(VENV)/.installed ## the site as a zip that works from file://
-	$(BIN)/python -m overrides.hooks.offline
+	$(BIN)/python -m tools.offline
 
 bench-offline: $(VENV)/.installed ## time make pdf, size the PDF and zip: benchmarks/results.md
-	$(BIN)/python benchmarks/offline_reading.py
+	$(BIN)/python -m benchmarks.offline_reading
 
 benchmarks/node_modules/.installed: benchmarks/package-lock.json
 	cd benchmarks && npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
 bench: $(VENV)/.installed benchmarks/node_modules/.installed ## Lighthouse and build times against a default Material site: benchmarks/results.md
-	$(BIN)/python benchmarks/bench.py $(foreach ref,$(BEFORE),--before $(ref))
+	$(BIN)/python -m benchmarks.bench $(foreach ref,$(BEFORE),--before $(ref))
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs network to PyPI)
 	$(PYTHON) -m venv .venv-lock
