@@ -24,9 +24,25 @@ from tools.loopback import Server, serve
 __all__ = ["Server", "serve"]
 
 
+_SITE: list[tuple[Path, str]] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build (or find fresh) the site before the first test that needs it runs.
+
+    Here, not in the fixture, so that a build on a busy machine does not count
+    against the first test's timeout.
+    """
+    if any(
+        "built_site_and_url" in getattr(item, "fixturenames", ())
+        for item in session.items
+    ):
+        _SITE.append(current_site())
+
+
 @pytest.fixture(scope="session")
 def built_site_and_url() -> tuple[Path, str]:
-    return current_site()
+    return _SITE[0] if _SITE else current_site()
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,9 @@ import pytest
 from tests.conftest import ROOT
 from tools.build import CONFIG, build_site
 
+# Each failure build takes a minute on a busy two-core machine.
+pytestmark = pytest.mark.timeout(600)
+
 GOOD_FRONT_MATTER = (
     "---\ntitle: Broken\ndescription: A page that breaks one rule on purpose, "
     "to prove that the build catches it.\n---\n\n# Broken { #broken }\n\n"

@@ -117,6 +117,7 @@ def changed_docs(site: Path) -> Path:
     return site.parent / "docs"
 
 
+@pytest.mark.timeout(600)  # builds the changed site
 def test_removing_an_anchor_without_a_redirect_fails_with_the_entry(
     changed_site: Path,
 ) -> None:
@@ -139,6 +140,7 @@ def test_removing_an_anchor_without_a_redirect_fails_with_the_entry(
     assert broken_entries(changed_site, covered, docs=changed_docs(changed_site)) == {}
 
 
+@pytest.mark.timeout(600)  # builds the changed site
 def test_a_moved_page_without_a_redirect_fails_with_the_entry(
     changed_site: Path,
 ) -> None:
@@ -149,6 +151,7 @@ def test_a_moved_page_without_a_redirect_fails_with_the_entry(
     assert "the page about/licenses/ is gone" in problems["about/licenses/"]
 
 
+@pytest.mark.timeout(600)  # builds the changed site
 def test_renaming_a_heading_keeps_its_anchor(changed_site: Path) -> None:
     html = (changed_site / "about" / "testing" / "index.html").read_text()
     assert re.search(r'<h2 id="python-versions">Supported Python versions', html)
@@ -177,6 +180,7 @@ def test_malformed_redirects_file_names_file_and_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
+@pytest.mark.timeout(600)  # builds the changed site
 @pytest.mark.parametrize(
     ("old", "lands_on"),
     [
