@@ -311,9 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     inputs = inputs_digest() if record else ""
     # Whatever the record says about site_dir stops being true now.
-    previous = RECORD.read_text() if RECORD.exists() else ""
-    if json.dumps(str(site_dir)) in previous:
-        RECORD.unlink(missing_ok=True)
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(RECORD.read_text()).get("site_dir") == str(site_dir):
+            RECORD.unlink()
     try:
         cfg = load_config(str(config), strict=args.strict, **overrides)
         cfg.plugins.on_startup(command="build", dirty=False)
