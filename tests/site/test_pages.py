@@ -6,6 +6,7 @@ they report every problem of the whole site at once, with file and line.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -90,14 +91,15 @@ def test_snippet_module_has_its_test_and_page(module: Path) -> None:
     assert page.is_file(), f"{module.relative_to(ROOT)} has no {page.relative_to(ROOT)}"
 
 
-def included_files() -> set[Path]:
+@functools.cache
+def included_files() -> frozenset[Path]:
     found = set()
     for page in PAGES:
         for line in page.read_text().splitlines():
             match = INCLUDE.match(line)
             if match:
                 found.add((ROOT / match["target"].partition(":")[0]).resolve())
-    return found
+    return frozenset(found)
 
 
 @pytest.mark.parametrize("output", OUTPUT_FILES, ids=lambda p: p.name)
