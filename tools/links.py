@@ -42,6 +42,13 @@ LEDGER_HEADER = """\
 """
 
 
+# API reference anchors are the Python names mkdocstrings renders
+# ("snippets.<topic>.<pattern>.<name>"). A name that leaves a pattern's
+# __all__ leaves the page; a link to it lands on the page's API section.
+API_PREFIX = "snippets."
+API_SECTION = "api"
+
+
 class RedirectsError(ValueError):
     """links/redirects.yml is malformed; the message names file and line."""
 
@@ -204,6 +211,8 @@ def broken_entries(
             continue
         if not anchor or anchor in anchors[target]:
             continue
+        if anchor.startswith(API_PREFIX) and API_SECTION in anchors[target]:
+            continue  # a name the API reference no longer shows: see API_FALLBACK
         src = source_of.get(target, "")
         renamed = redirects.anchor_map(src).get(anchor)
         if renamed is None or renamed not in anchors[target]:
@@ -247,6 +256,21 @@ ANCHOR_SCRIPT = """<script>(function (renamed) {
   window.addEventListener("hashchange", follow);
 })(%s);</script>"""
 
+# Lands a link to a name the API reference no longer shows on the API section
+# (API_PREFIX and API_SECTION, spelt out).
+API_FALLBACK = """<script>(function () {
+  function follow() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    if (id.indexOf("snippets.") !== 0 || document.getElementById(id)) return;
+    var api = document.getElementById("api");
+    if (!api) return;
+    history.replaceState(null, "", "#api");
+    api.scrollIntoView();
+  }
+  document.addEventListener("DOMContentLoaded", follow);
+  window.addEventListener("hashchange", follow);
+})();</script>"""
+
 REDIRECT_PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -288,10 +312,14 @@ def on_files(files: Any, config: Any) -> Any:
 
 def on_post_page(output: str, page: Any, config: Any) -> str:
     renamed = _redirects.anchor_map(page.file.src_uri)
-    if not renamed:
+    scripts = []
+    if renamed:
+        scripts.append(ANCHOR_SCRIPT % json.dumps(renamed, sort_keys=True))
+    if f'id="{API_SECTION}"' in output:
+        scripts.append(API_FALLBACK)
+    if not scripts:
         return output
-    script = ANCHOR_SCRIPT % json.dumps(renamed, sort_keys=True)
-    return output.replace("</head>", script + "\n</head>", 1)
+    return output.replace("</head>", "\n".join(scripts) + "\n</head>", 1)
 
 
 def on_post_build(config: Any) -> None:

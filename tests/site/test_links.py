@@ -164,6 +164,23 @@ def test_renaming_a_heading_keeps_its_anchor(changed_site: Path) -> None:
     ]
 
 
+def test_a_name_gone_from_the_api_reference_lands_on_the_api_section(
+    tmp_path: Path,
+) -> None:
+    docs, site = tmp_path / "docs", tmp_path / "site"
+    (docs / "topic").mkdir(parents=True)
+    (docs / "topic" / "page.md").write_text("# Page { #page }\n")
+    (site / "topic" / "page").mkdir(parents=True)
+    html = site / "topic" / "page" / "index.html"
+    entries = [(1, "topic/page/#snippets.topic.page.demo"), (2, "topic/page/#gone")]
+    html.write_text('<h1 id="page">Page</h1><h2 id="api">API reference</h2>')
+    assert list(broken_entries(site, Redirects(), entries, docs=docs)) == [
+        "topic/page/#gone"
+    ]
+    html.write_text('<h1 id="page">Page</h1>')  # no API section to land on
+    assert len(broken_entries(site, Redirects(), entries, docs=docs)) == 2
+
+
 def test_malformed_redirects_file_names_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "redirects.yml"
     bad.write_text("pages:\n  old.md: new.html\n")
@@ -188,6 +205,10 @@ def test_malformed_redirects_file_names_file_and_line(tmp_path: Path) -> None:
         ("about/licenses/#prose", "about/legal/#prose"),
         ("about/licenses/#code", "about/legal/#code-license"),
         ("about/legal/#code", "about/legal/#code-license"),
+        (
+            "lazy-loading/thread-safe-lazy-init/#snippets.lazy_loading.thread_safe_lazy_init.gone",
+            "lazy-loading/thread-safe-lazy-init/#api",
+        ),
     ],
 )
 def test_an_old_link_lands_on_the_new_place(
