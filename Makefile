@@ -39,13 +39,13 @@ serve: $(VENV)/.installed-docs ## serve the site with live reload on http://127.
 	SITE_URL=http://127.0.0.1:$(PORT)/ $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT) --livereload
 
 build: $(VENV)/.installed-docs ## build the site into site/ (strict: any warning fails)
-	$(BIN)/mkdocs build --strict
+	$(BIN)/python -m tools.build
 
-lint: $(VENV)/.installed-lint ## ruff on snippets/, tests/ and the build hooks
-	$(BIN)/ruff check snippets tests overrides
-	$(BIN)/ruff format --check snippets tests overrides
+lint: $(VENV)/.installed-lint ## ruff on all the code: snippets/, tests/, tools/, benchmarks/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
-typecheck: $(VENV)/.installed-test ## mypy (strict) on snippets/ and tests/
+typecheck: $(VENV)/.installed-test ## mypy (strict) on snippets/, tests/, tools/, benchmarks/
 	$(BIN)/mypy
 
 # pytest-xdist: each pattern's tests stay on one worker, the site tests share one
@@ -69,24 +69,24 @@ test-all: ## the pattern tests on every Python in .ci/versions, side by side; th
 properdocs: $(VENV)/.installed-properdocs ## strict build with ProperDocs, the drop-in fork (docs/about/engine.md)
 	$(BIN)/properdocs build --strict --site-dir build/properdocs-site
 
-ledger: build ## add the built site's pages and anchors to overrides/link-ledger.txt
-	$(BIN)/python -m overrides.hooks.links site
+ledger: build ## add the built site's pages and anchors to links/link-ledger.txt
+	$(BIN)/python -m tools.links site
 
 pdf: $(VENV)/.installed-pdf ## the whole guide as one PDF: build/concurrency-patterns.pdf
-	$(BIN)/python -m overrides.pdf.build_pdf
+	$(BIN)/python -m tools.pdf.build_pdf
 
 offline: $(VENV)/.installed-docs ## the site as a zip that works from file://
-	$(BIN)/python -m overrides.hooks.offline
+	$(BIN)/python -m tools.offline
 
 bench-offline: $(VENV)/.installed-test ## time make pdf, size the PDF and zip: benchmarks/results.md
-	$(BIN)/python benchmarks/offline_reading.py
+	$(BIN)/python -m benchmarks.offline_reading
 
 benchmarks/node_modules/.installed: benchmarks/package-lock.json
 	cd benchmarks && npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
 bench: $(VENV)/.installed-test benchmarks/node_modules/.installed ## Lighthouse and build times against a default Material site: benchmarks/results.md
-	$(BIN)/python benchmarks/bench.py $(foreach ref,$(BEFORE),--before $(ref))
+	$(BIN)/python -m benchmarks.bench $(foreach ref,$(BEFORE),--before $(ref))
 
 # The test lock first (every group but properdocs); each smaller lock is resolved
 # within its pins, so that the test venv stands for all of them.

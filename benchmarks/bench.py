@@ -2,16 +2,17 @@
 
 Builds three sites from the same docs/:
 
-- ``site``: this project's configuration (mkdocs.yml, overrides/, hooks);
-- ``baseline``: a generated configuration with only ``theme: material``, the
-  search plugin, mkdocstrings and the same Markdown extensions, so that the
-  pages render the same; no overrides, hooks, extra CSS or JavaScript;
+- ``site``: this project's configuration (mkdocs.yml, overrides/, tools/);
+- ``baseline``: the same configuration loaded with only ``theme: material``,
+  the search plugin and mkdocstrings (tools/build.py, mode ``baseline``), so
+  that the pages render the same with the same Markdown extensions; no
+  overrides, hooks, extra CSS or JavaScript;
 - one site per older commit given (``BEFORE="<ref> <ref>"``): this project at
   that commit, named by the commit in the table.
 
 Each is served on loopback by a server that compresses text as GitHub Pages
-does, and Lighthouse (mobile, simulated throttling) runs three times per page
-on a sample that includes the heaviest page. The medians go to
+does (tools/loopback.py), and Lighthouse (mobile, simulated throttling) runs
+three times per page on a sample that includes the heaviest page. The medians go to
 the "Site speed" section of benchmarks/results.md (other sections of that file
 are left as they are), with the full build time and the ``mkdocs serve``
 rebuild time after editing one page. Not a test: nothing here fails on a number.
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gzip
-import http.server
 import json
 import os
 import re
@@ -33,20 +32,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from tools import browser
+from tools.build import Mode, build_site, serve_site
+from tools.loopback import free_port, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".bench"
 LIGHTHOUSE = ROOT / "benchmarks" / "node_modules" / ".bin" / "lighthouse"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROME_FLAGS = (
-    "--headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run "
-    "--disable-background-networking --disable-component-update --disable-sync"
-)
 RUNS = 3
 SITE_URL = "https://guide.example/"
 # Always measured: the home page, a page with no diagram, a topic page and a
@@ -57,8 +52,6 @@ SAMPLE = [
     "message-queues/",
     "lazy-loading/thread-safe-lazy-init/",
 ]
-COMPRESSIBLE = (".html", ".css", ".js", ".mjs", ".json", ".xml", ".svg", ".txt")
-ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "SITE_URL": SITE_URL}
 
 
 # --------------------------------------------------------------------------
@@ -66,88 +59,42 @@ ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "SITE_URL": SITE_URL}
 # --------------------------------------------------------------------------
 
 
-def baseline_config(source: Path, site: Path) -> Path:
-    """A default Material configuration that renders the same pages."""
-    text = (source / "mkdocs.yml").read_text()
+@dataclass(frozen=True)
+class Build:
+    """How one site of the comparison is built (tools/build.py)."""
 
-    def block(name: str) -> str:
-        match = re.search(rf"(?ms)^{name}:\n.*?(?=^\S|\Z)", text)
-        assert match, f"no {name} in mkdocs.yml"
-        return match.group(0)
-
-    mkdocstrings = re.search(r"(?ms)^  - mkdocstrings:\n.*?(?=^\S|^  - |\Z)", text)
-    assert mkdocstrings, "no mkdocstrings plugin in mkdocs.yml"
-    config = (
-        "site_name: Concurrency Patterns\n"
-        f"site_url: {SITE_URL}\n"
-        f"docs_dir: {source / 'docs'}\n"
-        f"site_dir: {site}\n"
-        "theme:\n  name: material\n"
-        "plugins:\n  - search\n"
-        + mkdocstrings.group(0)
-        + block("markdown_extensions")
-        + block("nav")
-    )
-    path = site.parent / "baseline-mkdocs.yml"
-    path.write_text(config)
-    return path
+    config: Path
+    mode: Mode
+    strict: bool
 
 
-def project_config(source: Path, site: Path) -> Path:
-    text = (source / "mkdocs.yml").read_text()
-    text = re.sub(r"(?m)^site_dir: .*$", f"site_dir: {site}", text)
-    path = source / "mkdocs.yml"
-    if path.read_text() != text:
-        path = source / f"bench-{site.name}-mkdocs.yml"
-        path.write_text(text)
-    return path
-
-
-def mkdocs(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mkdocs", *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def timed_build(config: Path, cwd: Path, strict: bool) -> float:
+def timed_build(build: Build, site: Path) -> float:
     """Median wall time of three full builds (the first one warms caches)."""
     times = []
     for _ in range(RUNS + 1):
         start = time.perf_counter()
-        result = mkdocs(
-            "build", *(["--strict"] if strict else []), "-f", str(config), cwd=cwd
+        result = build_site(
+            site,
+            mode=build.mode,
+            config=build.config,
+            strict=build.strict,
+            site_url=SITE_URL,
         )
         times.append(time.perf_counter() - start)
         if result.returncode:
-            sys.exit(f"build failed ({config}):\n{result.stderr[-3000:]}")
+            sys.exit(f"build failed ({build.config}):\n{result.stderr[-3000:]}")
     return statistics.median(times[1:])
 
 
-def serve_rebuild(config: Path, cwd: Path, page: Path) -> float:
+def serve_rebuild(build: Build, page: Path) -> float:
     """Seconds from saving one page to `mkdocs serve` having rebuilt the site."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mkdocs",
-            "serve",
-            "--livereload",
-            "-f",
-            str(config),
-            "--dev-addr",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=cwd,
-        env=ENV,
+    process = serve_site(
+        f"127.0.0.1:{free_port()}",
+        mode=build.mode,
+        config=build.config,
+        strict=build.strict,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
-        text=True,
     )
     lines: list[tuple[float, str]] = []
 
@@ -187,60 +134,6 @@ def serve_rebuild(config: Path, cwd: Path, page: Path) -> float:
 
 
 # --------------------------------------------------------------------------
-# Serving
-# --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class CompressingHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files, gzip-compressed for text types, as GitHub Pages serves them."""
-
-    cache: dict[Path, bytes] = {}
-
-    def send_head(self) -> Any:
-        path = Path(self.translate_path(self.path))
-        if path.is_dir():
-            path = path / "index.html"
-        wants_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
-        if not (wants_gzip and path.suffix in COMPRESSIBLE and path.is_file()):
-            return super().send_head()
-        if path not in self.cache:
-            self.cache[path] = gzip.compress(path.read_bytes(), 6)
-        body = self.cache[path]
-        self.send_response(200)
-        self.send_header("Content-Type", self.guess_type(str(path)))
-        self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "max-age=600")
-        self.end_headers()
-        import io
-
-        return io.BytesIO(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def serve(site: Path) -> Iterator[str]:
-    handler = functools.partial(CompressingHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-# --------------------------------------------------------------------------
 # Lighthouse
 # --------------------------------------------------------------------------
 
@@ -272,9 +165,9 @@ def lighthouse(url: str, out: Path) -> Run:
                 f"--output-path={out}",
                 "--only-categories=performance,accessibility,best-practices,seo",
                 "--disable-full-page-screenshot",
-                f"--chrome-flags={CHROME_FLAGS} --user-data-dir={profile}",
+                "--chrome-flags=" + " ".join(browser.command_line(Path(profile))),
             ],
-            env={**os.environ, "CHROME_PATH": CHROMIUM},
+            env={**os.environ, "CHROME_PATH": str(browser.require())},
             capture_output=True,
             text=True,
             timeout=300,
@@ -316,7 +209,7 @@ class Site:
     runs: dict[str, list[Run]] = field(default_factory=dict)
 
     def median(self, page: str, attr: str) -> float:
-        return statistics.median(getattr(run, attr) for run in self.runs[page])
+        return float(statistics.median(getattr(run, attr) for run in self.runs[page]))
 
 
 def has_diagram(site: Path, page: str) -> bool:
@@ -377,12 +270,15 @@ def report(
         "",
         "Sites: **site** is this project; **baseline** is a default Material "
         "configuration over the same pages (`theme: material`, search, mkdocstrings "
-        "and the same Markdown extensions; no overrides, hooks, extra CSS or JavaScript)"
-        + "".join(f"; **{ref}** is this project at commit `{ref}`" for ref in before_refs)
+        "and the same Markdown extensions; no overrides, hooks, extra CSS or "
+        "JavaScript)"
+        + "".join(
+            f"; **{ref}** is this project at commit `{ref}`" for ref in before_refs
+        )
         + ".",
         "",
         "| page | site | perf | a11y | best pr. | SEO | requests | KB transferred "
-        "| KB uncompressed | × baseline (KB transf.) | LCP ms | TBT ms | CLS |",
+        "| KB uncompressed | \u00d7 baseline (KB transf.) | LCP ms | TBT ms | CLS |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for page in sample:
@@ -391,14 +287,15 @@ def report(
             label += " (diagram)"
         for site in sites:
             ratio = site.median(page, "transfer") / base.median(page, "transfer")
+            m = functools.partial(site.median, page)
             lines.append(
-                f"| {label} | {site.name} | {site.median(page, 'performance'):.0f} "
-                f"| {site.median(page, 'accessibility'):.0f} "
-                f"| {site.median(page, 'best_practices'):.0f} | {site.median(page, 'seo'):.0f} "
-                f"| {site.median(page, 'requests'):.0f} | {kb(site.median(page, 'transfer'))} "
-                f"| {kb(site.median(page, 'resources'))} | {ratio:.2f} "
-                f"| {site.median(page, 'lcp'):.0f} | {site.median(page, 'tbt'):.0f} "
-                f"| {site.median(page, 'cls'):.3f} |"
+                f"| {label} | {site.name} | {m('performance'):.0f} "
+                f"| {m('accessibility'):.0f} "
+                f"| {m('best_practices'):.0f} | {m('seo'):.0f} "
+                f"| {m('requests'):.0f} | {kb(m('transfer'))} "
+                f"| {kb(m('resources'))} | {ratio:.2f} "
+                f"| {m('lcp'):.0f} | {m('tbt'):.0f} "
+                f"| {m('cls'):.3f} |"
             )
     lines += [
         "",
@@ -414,21 +311,22 @@ def report(
             for site in sites:
                 extra = DIAGRAM_ON_SCROLL.get((site.name, page))
                 if extra is not None:
-                    lines.append(
-                        f"| {names.get(page, page.rstrip('/'))} | {site.name} | {kb(extra)} |"
-                    )
+                    label = names.get(page, page.rstrip("/"))
+                    lines.append(f"| {label} | {site.name} | {kb(extra)} |")
     lines += [
         "",
-        "Build and rebuild, wall time (median of 3; the rebuild is `mkdocs serve` after "
-        "saving one page, until it has rebuilt the site):",
+        "Build and rebuild, wall time (median of 3; the rebuild is `mkdocs serve` "
+        "after saving one page, until it has rebuilt the site):",
         "",
         "| site | pages | full build s | per page ms | serve rebuild s | per page ms |",
         "|---|--:|--:|--:|--:|--:|",
     ]
     for site in sites:
+        per_page = 1000 / site.pages
         lines.append(
-            f"| {site.name} | {site.pages} | {site.build:.2f} | {1000 * site.build / site.pages:.0f} "
-            f"| {site.rebuild:.2f} | {1000 * site.rebuild / site.pages:.0f} |"
+            f"| {site.name} | {site.pages} | {site.build:.2f} "
+            f"| {site.build * per_page:.0f} "
+            f"| {site.rebuild:.2f} | {site.rebuild * per_page:.0f} |"
         )
     section = "\n".join(lines) + "\n" + NOTES.get("text", "") + END
     write_section(out, section)
@@ -446,21 +344,18 @@ DIAGRAM_ON_SCROLL: dict[tuple[str, str], int] = {}
 
 
 def chromium_version() -> str:
-    result = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(browser.require()), "--version"], capture_output=True, text=True
+    )
     match = re.search(r"[\d.]+", result.stdout)
     return match.group(0) if match else "unknown"
 
 
 def diagram_bytes_on_scroll(url: str) -> int:
     """Bytes of the diagram library a reader downloads on scrolling to a diagram."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=CHROME_FLAGS.replace("--headless=new ", "").split(),
-        )
-        page = browser.new_page()
+    with browser.chromium() as chromium:
+        page = chromium.new_page()
+        page.add_init_script(browser.OPEN_SHADOW_ROOTS)
         sizes: list[int] = []
         page.on(
             "requestfinished",
@@ -472,14 +367,12 @@ def diagram_bytes_on_scroll(url: str) -> int:
                 else None
             ),
         )
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="load")
         page.evaluate(
             "document.querySelector('pre.mermaid, div.mermaid')?.scrollIntoView()"
         )
-        page.wait_for_timeout(500)
-        page.wait_for_load_state("networkidle")
-        page.wait_for_timeout(2000)
-        browser.close()
+        # Drawn means every module the diagrams needed has arrived.
+        page.wait_for_function(browser.ALL_DIAGRAMS_RENDERED, timeout=30_000)
     return sum(sizes)
 
 
@@ -510,7 +403,7 @@ def main() -> int:
     # The working tree, copied, so that editing a page for the rebuild time
     # never touches docs/.
     src = WORK / "src"
-    for name in ("docs", "overrides", "snippets", "mkdocs.yml"):
+    for name in ("docs", "overrides", "tools", "links", "snippets", "mkdocs.yml"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(
             ROOT / name, src / name
         )
@@ -518,7 +411,7 @@ def main() -> int:
         shutil.copytree(ROOT / ".cache", src / ".cache")
 
     sites = [Site("site", WORK / "site")]
-    configs = {"site": (project_config(src, WORK / "site"), src, True)}
+    builds = {"site": Build(src / "mkdocs.yml", "site", strict=True)}
     for ref in args.before:
         ref_src = WORK / f"src-{ref}"
         ref_src.mkdir()
@@ -530,20 +423,20 @@ def main() -> int:
         )
         sites.append(Site(ref, WORK / f"site-{ref}"))
         # An older commit may not pass today's strict checks; it is only measured.
-        configs[ref] = (project_config(ref_src, WORK / f"site-{ref}"), ref_src, False)
+        builds[ref] = Build(ref_src / "mkdocs.yml", "site", strict=False)
     sites.append(Site("baseline", WORK / "baseline"))
-    configs["baseline"] = (baseline_config(src, WORK / "baseline"), src, False)
+    builds["baseline"] = Build(src / "mkdocs.yml", "baseline", strict=False)
 
     for site in sites:
-        config, cwd, strict = configs[site.name]
+        build = builds[site.name]
         print(f"building {site.name} ...", flush=True)
-        site.build = timed_build(config, cwd, strict)
+        site.build = timed_build(build, site.root)
         site.pages = len(list(site.root.rglob("index.html")))
         print(
             f"  {site.pages} pages, {site.build:.2f} s; serve rebuild ...", flush=True
         )
-        edited = cwd / "docs" / "about" / "licenses.md"
-        site.rebuild = serve_rebuild(config, cwd, edited)
+        edited = build.config.parent / "docs" / "about" / "licenses.md"
+        site.rebuild = serve_rebuild(build, edited)
         print(f"  rebuild {site.rebuild:.2f} s", flush=True)
 
     sample = [*SAMPLE, heaviest(sites[0].root)]
@@ -551,14 +444,13 @@ def main() -> int:
     reports = WORK / "lighthouse"
     reports.mkdir()
     for site in sites:
-        with serve(site.root) as url:
+        with serve(site.root, compress=True) as server:
+            url = server.url
             for page in sample:
                 site.runs[page] = []
                 for run in range(RUNS):
-                    out = (
-                        reports
-                        / f"{site.name}-{page.strip('/').replace('/', '_') or 'home'}-{run}.json"
-                    )
+                    slug = page.strip("/").replace("/", "_") or "home"
+                    out = reports / f"{site.name}-{slug}-{run}.json"
                     site.runs[page].append(lighthouse(url + page, out))
                 print(
                     f"lighthouse {site.name} {page or 'home'}: perf "

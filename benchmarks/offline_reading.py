@@ -17,17 +17,14 @@ import platform
 import resource
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from benchmarks.bench import write_section
+from tools import browser, offline
+from tools.pdf import build_pdf
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from overrides.hooks import offline  # noqa: E402
-from overrides.pdf import build_pdf  # noqa: E402
-
-from bench import write_section  # noqa: E402  (beside this file)
 
 RESULTS = ROOT / "benchmarks" / "results.md"
 BEGIN = "<!-- offline-reading: written by `make bench-offline` -->"
@@ -45,7 +42,7 @@ def cpu_seconds() -> float:
 def chromium_version() -> str:
     try:
         out = subprocess.run(
-            [build_pdf.CHROMIUM, "--version"],
+            [str(browser.CHROMIUM), "--version"],
             capture_output=True,
             text=True,
             timeout=30,

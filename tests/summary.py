@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from overrides.hooks.page_checks import DOCS, iter_fences  # noqa: E402
+from tools.page_checks import DOCS, iter_fences  # noqa: E402
 
 
 def main() -> int:

@@ -16,17 +16,30 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.site.conftest import Server
+from tools.browser import ALL_DIAGRAMS_RENDERED, OPEN_SHADOW_ROOTS
+
+__all__ = ["ALL_DIAGRAMS_RENDERED", "OPEN_SHADOW_ROOTS", "open_page"]
 
 pytestmark = pytest.mark.browser
 
-# Material draws diagrams into a closed shadow root. Opening it lets the test
-# look at the SVG; it changes nothing else on the page.
-OPEN_SHADOW_ROOTS = """
-const attach = Element.prototype.attachShadow;
-Element.prototype.attachShadow = function (init) {
-  return attach.call(this, { ...init, mode: "open" });
-};
-"""
+# Material's bundle defines its observables on window once it has mounted the
+# page's components; a test that needs the theme at work waits for this.
+THEME_MOUNTED = "() => typeof window.component$ !== 'undefined'"
+# Two animation frames: every IntersectionObserver has had its first look at
+# the layout (observers report in the frame's rendering step).
+TWO_FRAMES = """() => new Promise(done =>
+  requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"""
+
+
+def open_page(page: Any, url: str) -> None:
+    """Load ``url`` and wait until the theme has mounted the page."""
+    page.goto(url, wait_until="load")
+    page.wait_for_function(THEME_MOUNTED, timeout=15_000)
+
+
+def reload_page(page: Any) -> None:
+    page.reload(wait_until="load")
+    page.wait_for_function(THEME_MOUNTED, timeout=15_000)
 
 
 def page_urls(server: Server) -> list[str]:
@@ -84,12 +97,6 @@ FIRST_DIAGRAM_IS_NEAR = """() => {
   return !!first && first.getBoundingClientRect().top < 2 * innerHeight;
 }"""
 
-ALL_DIAGRAMS_RENDERED = """() => {
-  const hosts = [...document.querySelectorAll('.mermaid')];
-  return hosts.every(d => d.tagName === 'DIV' && d.shadowRoot
-                          && d.shadowRoot.querySelector('svg'));
-}"""
-
 
 @pytest.mark.timeout(600)
 def test_every_page_loads_cleanly_and_only_from_the_site(
@@ -111,7 +118,8 @@ def test_every_page_loads_cleanly_and_only_from_the_site(
                 seen.append(r.url) if DIAGRAM_LIBRARY in r.url else None
             ),
         )
-        page.goto(url, wait_until="networkidle")
+        open_page(page, url)
+        page.evaluate(TWO_FRAMES)  # the diagram loader has seen the layout
         has_diagram = page.locator(".mermaid").count() > 0
         near = page.evaluate(FIRST_DIAGRAM_IS_NEAR)
         if library and not near:
@@ -122,7 +130,6 @@ def test_every_page_loads_cleanly_and_only_from_the_site(
         except Exception:
             problems.append("a diagram did not render as SVG")
         diagrams += page.locator(".mermaid").count()
-        page.wait_for_load_state("networkidle")
         if library and not has_diagram:
             problems.append(f"no diagram, but the diagram library loaded: {library[0]}")
         if problems:
@@ -150,13 +157,12 @@ def test_diagram_renders_as_svg_and_library_loads_only_where_needed(
     scripts: list[str] = []
     page.on("request", lambda r: scripts.append(r.url) if "mermaid" in r.url else None)
 
-    page.goto(site_server.url, wait_until="networkidle")
+    open_page(page, site_server.url)
+    page.evaluate(TWO_FRAMES)
     assert scripts == [], "the home page has no diagram but loaded the library"
 
-    page.goto(
-        site_server.url + "lazy-loading/thread-safe-lazy-init/",
-        wait_until="networkidle",
-    )
+    open_page(page, site_server.url + "lazy-loading/thread-safe-lazy-init/")
+    page.evaluate(TWO_FRAMES)  # the loader has seen that no diagram is near
     assert scripts == [], "the library loaded before the diagram was near"
     page.evaluate(SCROLL_TO_FIRST_DIAGRAM)
     page.wait_for_function(
@@ -180,7 +186,7 @@ def test_instant_navigation_to_a_diagram_page_renders_it_offline(
     context.add_init_script(OPEN_SHADOW_ROOTS)
     page = context.new_page()
     problems = watch(page, site_server)
-    page.goto(site_server.url + "lazy-loading/", wait_until="networkidle")
+    open_page(page, site_server.url + "lazy-loading/")
     page.click("a[href$='thread-safe-lazy-init/']")
     page.wait_for_selector("h1#thread-safe-lazy-init")
     page.evaluate(SCROLL_TO_FIRST_DIAGRAM)
@@ -199,7 +205,7 @@ CODE_PAGE = "message-queues/competing-consumers/"
 def clipboard_context(browser: Any, server: Server) -> Any:
     context = browser.new_context()
     context.grant_permissions(
-        ["clipboard-read", "clipboard-write"], origin=server.url.rstrip("/")
+        ["clipboard-read", "clipboard-write"], origin=f"http://{server.host}"
     )
     return context
 
@@ -210,7 +216,7 @@ def test_code_copy_button_puts_the_code_on_the_clipboard(
     context = clipboard_context(browser, site_server)
     page = context.new_page()
     problems = watch(page, site_server)
-    page.goto(site_server.url + CODE_PAGE, wait_until="networkidle")
+    open_page(page, site_server.url + CODE_PAGE)
     # The last included snippet, far below the first screen. The theme mounts a
     # block's buttons when the block first comes into view (content.lazy).
     block = page.locator("div.language-python.highlight:has(.filename) pre").last
@@ -229,11 +235,11 @@ def test_code_copy_button_puts_the_code_on_the_clipboard(
 
 
 def test_copy_a_link_menu_copies_the_section_address(
-    browser: Any, site_server: Server
+    browser: Any, site_server: Server, site_url: str
 ) -> None:
     context = clipboard_context(browser, site_server)
     page = context.new_page()
-    page.goto(site_server.url + CODE_PAGE, wait_until="networkidle")
+    open_page(page, site_server.url + CODE_PAGE)
     heading = page.locator("h2#see-it-break")
     heading.scroll_into_view_if_needed()
     heading.hover()
@@ -245,12 +251,13 @@ def test_copy_a_link_menu_copies_the_section_address(
     )
     url = page.evaluate("navigator.clipboard.readText()")
     heading.locator("[data-copy='markdown']").click()
-    page.wait_for_timeout(100)
+    page.wait_for_function(
+        "url => navigator.clipboard.readText().then(text => text !== url)", arg=url
+    )
     markdown = page.evaluate("navigator.clipboard.readText()")
     context.close()
-    from tests.site.conftest import SITE_URL
 
-    assert url == f"{SITE_URL}{CODE_PAGE}#see-it-break"
+    assert url == f"{site_url}{CODE_PAGE}#see-it-break"
     assert markdown.startswith("[Competing Consumers — See it break](")
     assert markdown.endswith(f"({url})")
 
@@ -264,7 +271,7 @@ def test_light_dark_toggle_works_and_is_remembered(
     context = browser.new_context(color_scheme="light")
     page = context.new_page()
     problems = watch(page, site_server)
-    page.goto(site_server.url, wait_until="networkidle")
+    open_page(page, site_server.url)
     assert page.evaluate(SCHEME) == "default"
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
 
@@ -274,19 +281,19 @@ def test_light_dark_toggle_works_and_is_remembered(
         background
     ), "the dark palette did not change the page"
 
-    page.reload(wait_until="networkidle")
+    reload_page(page)
     assert page.evaluate(SCHEME) == "slate", "not remembered across a reload"
 
     page.click("a.md-tabs__link[href$='message-queues/']")  # instant navigation
     page.wait_for_selector("h1#message-queues")
     assert page.evaluate(SCHEME) == "slate", "not remembered on navigation"
 
-    page.goto(site_server.url + "about/", wait_until="networkidle")
+    open_page(page, site_server.url + "about/")
     assert page.evaluate(SCHEME) == "slate", "not remembered on a new page load"
 
     page.locator("form[data-md-component='palette'] label:visible").click()
     page.wait_for_function(f"() => ({SCHEME})() === 'default'")
-    page.reload(wait_until="networkidle")
+    reload_page(page)
     assert page.evaluate(SCHEME) == "default"
     context.close()
     assert not problems, "\n".join(problems)

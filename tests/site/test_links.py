@@ -1,8 +1,11 @@
 """Links that last: the ledger, redirects, link previews, copy-a-link, 404.
 
 A link pasted into a wiki must keep working and must preview well. The ledger
-(overrides/link-ledger.txt) lists every address ever published; these tests
-fail when one disappears without a redirect (overrides/redirects.yml).
+(links/link-ledger.txt) lists every address ever published; these tests
+fail when one disappears without a redirect (links/redirects.yml).
+
+The cases that change the site (a moved page, a renamed anchor, a removed
+anchor, a reworded heading) share one build of a changed copy of docs/.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import struct
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from overrides.hooks.links import (
+from tests.site.conftest import Server, serve
+from tools.build import CONFIG, build_site
+from tools.links import (
     LEDGER_FILE,
     Redirects,
     RedirectsError,
@@ -24,8 +30,7 @@ from overrides.hooks.links import (
     ledger_entries,
     read_ledger,
 )
-from overrides.hooks.page_checks import DOCS, split_front_matter
-from tests.site.conftest import SITE_URL, Server, build_site, serve
+from tools.page_checks import DOCS, split_front_matter
 
 # --------------------------------------------------------------------------- #
 # The ledger
@@ -53,36 +58,127 @@ def move_heading_id(docs: Path, page: str, old: str, new: str) -> None:
     path.write_text(text.replace(f"{{ #{old} }}", f"{{ #{new} }}"))
 
 
-def test_removing_an_anchor_without_a_redirect_fails_with_the_entry(
-    docs_copy: Path, tmp_path: Path
-) -> None:
-    move_heading_id(docs_copy, "about/testing.md", "python-versions", "versions")
-    result = build_site(tmp_path / "site", docs_dir=docs_copy)
-    assert result.returncode == 0, result.stderr
-    known = Redirects.load()  # the redirects the guide already has
-    problems = broken_entries(tmp_path / "site", known)
-    assert list(problems) == ["about/testing/#python-versions"]
-    message = problems["about/testing/#python-versions"]
-    assert "link-ledger.txt:" in message
-    assert "add `python-versions: <new-id>` under anchors: about/testing.md" in message
-
-    anchors = {**known.anchors, "about/testing.md": {"python-versions": "versions"}}
-    covered = Redirects(pages=known.pages, anchors=anchors)
-    assert broken_entries(tmp_path / "site", covered) == {}
+# An anchor that is removed without a redirect.
+REMOVED = "services"
+REWORDED = (
+    "## Every Python the guide supports { #python-versions }",
+    "## Supported Python versions { #python-versions }",
+)
+# The redirects of the changed site: about/licenses.md moved to about/legal.md,
+# and its anchor #code renamed to #code-license.
+MOVED = Redirects(
+    pages={"about/licenses.md": "about/legal.md"},
+    anchors={"about/legal.md": {"code": "code-license"}},
+)
 
 
-def test_renaming_a_heading_keeps_its_anchor(docs_copy: Path, tmp_path: Path) -> None:
-    page = docs_copy / "about" / "testing.md"
-    old = "## Every Python the guide supports { #python-versions }"
-    assert old in page.read_text()
-    page.write_text(
-        page.read_text().replace(old, "## Supported Python versions { #python-versions }")
+@pytest.fixture(scope="module")
+def changed_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site with a page moved, anchors renamed and removed, a heading reworded.
+
+    * about/licenses.md is now about/legal.md, and its #code is #code-license,
+      both with redirects;
+    * about/testing.md: the heading with #python-versions is reworded and
+      keeps its id;
+    * about/running-the-code.md: its first section's id changed, with no
+      redirect.
+    """
+    import shutil
+
+    from mkdocs.config import load_config
+
+    root = tmp_path_factory.mktemp("changed")
+    docs = root / "docs"
+    shutil.copytree(DOCS, docs)
+    (docs / "about" / "licenses.md").rename(docs / "about" / "legal.md")
+    for page in docs.rglob("*.md"):
+        page.write_text(page.read_text().replace("licenses.md", "legal.md"))
+    move_heading_id(docs, "about/legal.md", "code", "code-license")
+    testing = docs / "about" / "testing.md"
+    assert REWORDED[0] in testing.read_text()
+    testing.write_text(testing.read_text().replace(*REWORDED))
+    move_heading_id(docs, "about/running-the-code.md", REMOVED, REMOVED + "-now")
+    redirects = root / "redirects.yml"
+    redirects.write_text(
+        yaml.safe_dump({"pages": MOVED.pages, "anchors": MOVED.anchors})
     )
-    result = build_site(tmp_path / "site", docs_dir=docs_copy)
-    assert result.returncode == 0, result.stderr
-    html = (tmp_path / "site" / "about" / "testing" / "index.html").read_text()
+    nav = yaml.safe_load(
+        yaml.safe_dump(load_config(str(CONFIG))["nav"]).replace(
+            "about/licenses.md", "about/legal.md"
+        )
+    )
+    site = root / "site"
+    result = build_site(site, docs_dir=docs, nav=nav, redirects=redirects)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return site
+
+
+def changed_docs(site: Path) -> Path:
+    return site.parent / "docs"
+
+
+@pytest.mark.timeout(600)  # builds the changed site
+def test_removing_an_anchor_without_a_redirect_fails_with_the_entry(
+    changed_site: Path,
+) -> None:
+    problems = broken_entries(changed_site, MOVED, docs=changed_docs(changed_site))
+    entry = f"about/running-the-code/#{REMOVED}"
+    assert list(problems) == [entry]
+    message = problems[entry]
+    assert "link-ledger.txt:" in message
+    assert (
+        f"add `{REMOVED}: <new-id>` under anchors: about/running-the-code.md" in message
+    )
+
+    covered = Redirects(
+        pages=MOVED.pages,
+        anchors={
+            **MOVED.anchors,
+            "about/running-the-code.md": {REMOVED: REMOVED + "-now"},
+        },
+    )
+    assert broken_entries(changed_site, covered, docs=changed_docs(changed_site)) == {}
+
+
+@pytest.mark.timeout(600)  # builds the changed site
+def test_a_moved_page_without_a_redirect_fails_with_the_entry(
+    changed_site: Path,
+) -> None:
+    problems = broken_entries(
+        changed_site, Redirects(), docs=changed_docs(changed_site)
+    )
+    assert "about/licenses/" in problems
+    assert "the page about/licenses/ is gone" in problems["about/licenses/"]
+
+
+@pytest.mark.timeout(600)  # builds the changed site
+def test_renaming_a_heading_keeps_its_anchor(changed_site: Path) -> None:
+    html = (changed_site / "about" / "testing" / "index.html").read_text()
     assert re.search(r'<h2 id="python-versions">Supported Python versions', html)
-    assert broken_entries(tmp_path / "site", Redirects.load()) == {}
+    assert not [
+        entry
+        for entry in broken_entries(
+            changed_site, MOVED, docs=changed_docs(changed_site)
+        )
+        if "testing" in entry
+    ]
+
+
+def test_a_name_gone_from_the_api_reference_lands_on_the_api_section(
+    tmp_path: Path,
+) -> None:
+    docs, site = tmp_path / "docs", tmp_path / "site"
+    (docs / "topic").mkdir(parents=True)
+    (docs / "topic" / "page.md").write_text("# Page { #page }\n")
+    (site / "topic" / "page").mkdir(parents=True)
+    html = site / "topic" / "page" / "index.html"
+    entries = [(1, "topic/page/#snippets.topic.page.demo"), (2, "topic/page/#gone")]
+    html.write_text('<h1 id="page">Page</h1><h2 id="api">API reference</h2>')
+    assert list(broken_entries(site, Redirects(), entries, docs=docs)) == [
+        "topic/page/#gone"
+    ]
+    html.write_text('<h1 id="page">Page</h1>')  # no API section to land on
+    assert len(broken_entries(site, Redirects(), entries, docs=docs)) == 2
 
 
 def test_malformed_redirects_file_names_file_and_line(tmp_path: Path) -> None:
@@ -100,39 +196,8 @@ def test_malformed_redirects_file_names_file_and_line(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture(scope="module")
-def moved_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site with about/licenses.md moved to about/legal.md, and an anchor renamed."""
-    import shutil
-
-    root = tmp_path_factory.mktemp("moved")
-    docs = root / "docs"
-    shutil.copytree(DOCS, docs)
-    (docs / "about" / "licenses.md").rename(docs / "about" / "legal.md")
-    for page in docs.rglob("*.md"):
-        page.write_text(page.read_text().replace("licenses.md", "legal.md"))
-    move_heading_id(docs, "about/legal.md", "code", "code-license")
-    redirects = root / "redirects.yml"
-    redirects.write_text(
-        yaml.safe_dump(
-            {
-                "pages": {"about/licenses.md": "about/legal.md"},
-                "anchors": {"about/legal.md": {"code": "code-license"}},
-            }
-        )
-    )
-    site = root / "site"
-    result = build_site(
-        site,
-        docs_dir=docs,
-        nav_moves={"about/licenses.md": "about/legal.md"},
-        redirects=redirects,
-    )
-    assert result.returncode == 0, result.stderr
-    return site
-
-
 @pytest.mark.browser
+@pytest.mark.timeout(600)  # builds the changed site
 @pytest.mark.parametrize(
     ("old", "lands_on"),
     [
@@ -140,12 +205,16 @@ def moved_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("about/licenses/#prose", "about/legal/#prose"),
         ("about/licenses/#code", "about/legal/#code-license"),
         ("about/legal/#code", "about/legal/#code-license"),
+        (
+            "lazy-loading/thread-safe-lazy-init/#snippets.lazy_loading.thread_safe_lazy_init.gone",
+            "lazy-loading/thread-safe-lazy-init/#api",
+        ),
     ],
 )
 def test_an_old_link_lands_on_the_new_place(
-    browser: Any, moved_site: Path, old: str, lands_on: str
+    browser: Any, changed_site: Path, site_url: str, old: str, lands_on: str
 ) -> None:
-    with serve(moved_site) as server:
+    with serve(changed_site, site_url) as server:
         page = browser.new_page()
         page.goto(server.url + old)
         page.wait_for_url(server.url + lands_on, timeout=10_000)
@@ -184,8 +253,12 @@ def source_pages() -> list[Path]:
     return sorted(DOCS.rglob("*.md"))
 
 
-@pytest.mark.parametrize("source", source_pages(), ids=lambda p: str(p.relative_to(DOCS)))
-def test_page_previews_well_when_pasted(built_site: Path, source: Path) -> None:
+@pytest.mark.parametrize(
+    "source", source_pages(), ids=lambda p: str(p.relative_to(DOCS))
+)
+def test_page_previews_well_when_pasted(
+    built_site: Path, site_url: str, source: Path
+) -> None:
     src = source.relative_to(DOCS).as_posix()
     url = src[:-3] + "/" if not src.endswith("index.md") else src[: -len("index.md")]
     html = built_site / url / "index.html"
@@ -195,7 +268,7 @@ def test_page_previews_well_when_pasted(built_site: Path, source: Path) -> None:
     meta, _, _ = split_front_matter(source, source.read_text())
     description = " ".join(str(meta["description"]).split())
 
-    assert tags["canonical"] == SITE_URL + url
+    assert tags["canonical"] == site_url + url
     assert tags["og:url"] == tags["canonical"]
     assert tags["og:site_name"] == "Concurrency Patterns"
     assert tags["og:title"] == tags["twitter:title"] == meta["title"]
@@ -204,19 +277,21 @@ def test_page_previews_well_when_pasted(built_site: Path, source: Path) -> None:
     assert tags["twitter:description"] == tags["og:description"]
     assert tags["twitter:card"] == "summary_large_image"
     assert tags["og:image"] == tags["twitter:image"]
-    assert tags["og:image"].startswith(SITE_URL + "assets/previews/")
-    image = built_site / tags["og:image"].removeprefix(SITE_URL)
+    assert tags["og:image"].startswith(site_url + "assets/previews/")
+    image = built_site / tags["og:image"].removeprefix(site_url)
     assert image.is_file(), f"{image} was not generated"
     assert png_size(image) == (1200, 630)
 
 
-def test_sitemap_lists_every_page(built_site: Path) -> None:
+def test_sitemap_lists_every_page(built_site: Path, site_url: str) -> None:
     sitemap = (built_site / "sitemap.xml").read_text()
     listed = set(re.findall(r"<loc>([^<]+)</loc>", sitemap))
     for source in source_pages():
         src = source.relative_to(DOCS).as_posix()
-        url = src[:-3] + "/" if not src.endswith("index.md") else src[: -len("index.md")]
-        assert SITE_URL + url in listed, f"{url} is missing from sitemap.xml"
+        url = (
+            src[:-3] + "/" if not src.endswith("index.md") else src[: -len("index.md")]
+        )
+        assert site_url + url in listed, f"{url} is missing from sitemap.xml"
 
 
 # --------------------------------------------------------------------------- #
@@ -228,37 +303,44 @@ def test_sitemap_lists_every_page(built_site: Path) -> None:
 @pytest.mark.parametrize(
     ("choice", "expected"),
     [
-        ("Copy link", SITE_URL + "lazy-loading/thread-safe-lazy-init/#see-it-break"),
+        ("Copy link", "{site}lazy-loading/thread-safe-lazy-init/#see-it-break"),
         (
             "Copy Markdown link",
             "[Thread-safe lazy initialization — See it break]("
-            + SITE_URL
-            + "lazy-loading/thread-safe-lazy-init/#see-it-break)",
+            "{site}lazy-loading/thread-safe-lazy-init/#see-it-break)",
         ),
     ],
 )
 def test_copy_a_link_to_a_section(
-    browser: Any, site_server: Server, choice: str, expected: str
+    browser: Any, site_server: Server, site_url: str, choice: str, expected: str
 ) -> None:
     context = browser.new_context()
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site_server.url)
+    context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=f"http://{site_server.host}"
+    )
     page = context.new_page()
     page.goto(site_server.url + "lazy-loading/thread-safe-lazy-init/")
     heading = page.locator("h2#see-it-break")
     heading.hover()
-    heading.get_by_role("button", name="Copy a link to the section See it break").click()
+    heading.get_by_role(
+        "button", name="Copy a link to the section See it break"
+    ).click()
     heading.get_by_role("menuitem", name=choice, exact=True).click()
     page.get_by_role("status").filter(has_text="Copied").wait_for(timeout=5_000)
-    assert page.evaluate("navigator.clipboard.readText()") == expected
+    assert page.evaluate("navigator.clipboard.readText()") == expected.format(
+        site=site_url
+    )
     context.close()
 
 
 @pytest.mark.browser
 def test_not_found_page_suggests_the_closest_pages(
-    browser: Any, site_server: Server
+    browser: Any, site_server: Server, site_url: str
 ) -> None:
     page = browser.new_page()
-    response = page.goto(site_server.url + "lazy-loading/thread-safe-lazy-initialisation/")
+    response = page.goto(
+        site_server.url + "lazy-loading/thread-safe-lazy-initialisation/"
+    )
     assert response is not None and response.status == 404
     first = page.locator("#cp-suggestions li a").first
     page.wait_for_function(
@@ -266,5 +348,6 @@ def test_not_found_page_suggests_the_closest_pages(
         ".getAttribute('href').includes('thread-safe-lazy-init')",
         timeout=10_000,
     )
-    assert first.get_attribute("href") == "/lazy-loading/thread-safe-lazy-init/"
+    base = urlsplit(site_url).path
+    assert first.get_attribute("href") == base + "lazy-loading/thread-safe-lazy-init/"
     page.close()

@@ -1,6 +1,6 @@
 """The offline bundle (``make offline``), unzipped and opened from file://.
 
-The zip is built once per session by overrides/hooks/offline.py, the code
+The zip is built once per session by tools/offline.py, the code
 behind ``make offline``, and unpacked into a temporary folder. A reader who
 opens it in Chromium can move between pages, search, and see every diagram,
 and the browser asks no host for anything.
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from overrides.hooks import offline
 from tests.site.test_browser import ALL_DIAGRAMS_RENDERED, OPEN_SHADOW_ROOTS
+from tools import offline
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -41,24 +41,30 @@ def page(browser: Any) -> Iterator[Any]:
     tab.problems = []
     tab.on(
         "console",
-        lambda m: tab.problems.append(f"console {m.type}: {m.text}")
-        if m.type in ("error", "warning")
-        else None,
+        lambda m: (
+            tab.problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
     )
     tab.on("pageerror", lambda e: tab.problems.append(f"uncaught: {e}"))
     # A request still in flight when the test opens the next page is cancelled
     # by that navigation (net::ERR_ABORTED): not something a reader sees.
     tab.on(
         "requestfailed",
-        lambda r: tab.problems.append(f"failed request: {r.url} ({r.failure})")
-        if r.failure != "net::ERR_ABORTED"
-        else None,
+        lambda r: (
+            tab.problems.append(f"failed request: {r.url} ({r.failure})")
+            if r.failure != "net::ERR_ABORTED"
+            else None
+        ),
     )
     tab.on(
         "request",
-        lambda r: tab.problems.append(f"request to a host: {r.url}")
-        if not r.url.startswith(("file:", "data:", "blob:", "about:"))
-        else None,
+        lambda r: (
+            tab.problems.append(f"request to a host: {r.url}")
+            if not r.url.startswith(("file:", "data:", "blob:", "about:"))
+            else None
+        ),
     )
     yield tab
     context.close()

@@ -1,16 +1,17 @@
 """The house rules, over every page and every snippet module.
 
-The same checks run inside the build (overrides/hooks/page_checks.py); here
+The same checks run inside the build (tools/page_checks.py); here
 they report every problem of the whole site at once, with file and line.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
-from overrides.hooks.page_checks import (
+from tools.page_checks import (
     DOCS,
     INCLUDE,
     ROOT,
@@ -55,7 +56,9 @@ def test_page_follows_the_house_rules(page: Path) -> None:
 
 def test_every_topic_has_an_overview() -> None:
     for topic in TOPICS:
-        assert (DOCS / topic / "index.md").is_file(), f"docs/{topic}/index.md is missing"
+        assert (DOCS / topic / "index.md").is_file(), (
+            f"docs/{topic}/index.md is missing"
+        )
 
 
 @pytest.mark.parametrize("page", PATTERN_PAGES, ids=lambda p: p.stem)
@@ -79,21 +82,24 @@ def test_pattern_page_has_its_snippet_and_test(page: Path) -> None:
 )
 def test_snippet_module_has_its_test_and_page(module: Path) -> None:
     test = ROOT / "tests" / module.parent.name / f"test_{module.stem}.py"
-    page = DOCS / module.parent.name.replace("_", "-") / (
-        module.stem.replace("_", "-") + ".md"
+    page = (
+        DOCS
+        / module.parent.name.replace("_", "-")
+        / (module.stem.replace("_", "-") + ".md")
     )
     assert test.is_file(), f"{module.relative_to(ROOT)} has no {test.relative_to(ROOT)}"
     assert page.is_file(), f"{module.relative_to(ROOT)} has no {page.relative_to(ROOT)}"
 
 
-def included_files() -> set[Path]:
+@functools.cache
+def included_files() -> frozenset[Path]:
     found = set()
     for page in PAGES:
         for line in page.read_text().splitlines():
             match = INCLUDE.match(line)
             if match:
                 found.add((ROOT / match["target"].partition(":")[0]).resolve())
-    return found
+    return frozenset(found)
 
 
 @pytest.mark.parametrize("output", OUTPUT_FILES, ids=lambda p: p.name)
@@ -106,7 +112,9 @@ def test_output_file_is_shown_on_a_page(output: Path) -> None:
 
 
 def test_every_code_block_is_accounted_for() -> None:
-    blocks = [fence for page in PAGES for fence in iter_fences(page.read_text().splitlines())]
+    blocks = [
+        fence for page in PAGES for fence in iter_fences(page.read_text().splitlines())
+    ]
     included = [fence for fence in blocks if fence.only_includes]
     assert included, "no page includes tested code"
     assert all(fence.lang for fence in blocks)

@@ -1,6 +1,6 @@
 """The PDF of the whole guide (``make pdf``), opened and checked with pypdf.
 
-The book is built once per session by overrides/pdf/build_pdf.py, the code
+The book is built once per session by tools/pdf/build_pdf.py, the code
 behind ``make pdf``. The checks are what a reader relies on: every page of the
 navigation is in the outline with its sections, every internal link lands on
 a page, the contents give the right page numbers, nothing is printed past the
@@ -21,10 +21,11 @@ import pytest
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, Destination, DictionaryObject
 
-from overrides.hooks.links import page_url
-from overrides.hooks.page_checks import DOCS, heading_ids, outside_fences, page_kind
-from overrides.pdf import build_pdf
 from tests.conftest import ROOT, unavailable
+from tools import browser
+from tools.links import page_url
+from tools.page_checks import DOCS, heading_ids, outside_fences, page_kind
+from tools.pdf import build_pdf
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -81,11 +82,10 @@ def walk(entries: list[Entry]) -> Iterator[Entry]:
 
 @pytest.fixture(scope="session")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Book:
-    if not Path(build_pdf.CHROMIUM).exists():
-        unavailable(
-            f"Chromium at {build_pdf.CHROMIUM}",
-            "install it with `apt-get install -y chromium`",
-        )
+    try:
+        browser.require()
+    except browser.NoChromium as error:
+        unavailable(f"Chromium at {browser.CHROMIUM}", str(error))
     out = tmp_path_factory.mktemp("pdf")
     path = build_pdf.build(target=out / "book.pdf", site_dir=out / "pdf-site")
     reader = PdfReader(path)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.site.conftest import Server
+from tests.site.test_browser import open_page
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +65,9 @@ def results_for(page: Any, query: str, server: Server) -> list[str]:
 def test_the_query_table_is_large_and_points_at_pages(site_server: Server) -> None:
     table = yaml.safe_load(QUERIES.read_text())
     assert len(table["queries"]) >= 30, "at least 30 queries for published pages"
-    missing = [e["page"] for e in table["queries"] if not is_page(site_server.root, e["page"])]
+    missing = [
+        e["page"] for e in table["queries"] if not is_page(site_server.root, e["page"])
+    ]
     assert not missing, f"published queries name pages that are not built: {missing}"
     listed = table["queries"] + table.get("pending", []) + table.get("misses", [])
     queries = [e["query"].lower() for e in listed]
@@ -74,10 +77,7 @@ def test_the_query_table_is_large_and_points_at_pages(site_server: Server) -> No
 @pytest.mark.timeout(300)
 def test_search_finds_what_readers_mean(browser: Any, site_server: Server) -> None:
     page = browser.new_page()
-    try:
-        page.goto(site_server.url, wait_until="networkidle")
-    except Exception:  # one retry: a loaded machine can drop the first load
-        page.goto(site_server.url, wait_until="networkidle")
+    open_page(page, site_server.url)
     misses = []
     for entry in load_queries(site_server.root):
         expected = entry["page"]

@@ -24,13 +24,17 @@ def test_every_action_is_pinned_to_a_commit() -> None:
             used = re.search(r"uses:\s*([^\s#]+)", line)
             if used and not re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", used[1]):
                 unpinned.append(f"{workflow.name}:{number}: {used[1]}")
-    assert not unpinned, "actions must be pinned to a commit SHA:\n" + "\n".join(unpinned)
+    assert not unpinned, "actions must be pinned to a commit SHA:\n" + "\n".join(
+        unpinned
+    )
 
 
 def test_workflows_grant_least_permissions() -> None:
     for workflow in WORKFLOWS:
         text = workflow.read_text()
-        assert re.search(r"(?m)^permissions:", text), f"{workflow.name}: no top-level permissions"
+        assert re.search(r"(?m)^permissions:", text), (
+            f"{workflow.name}: no top-level permissions"
+        )
         assert "write-all" not in text
 
 

@@ -1,8 +1,8 @@
 """The guide as a folder that works from file://: ``make offline``.
 
-``python -m overrides.hooks.offline`` builds the site a second time, into
+``python -m tools.offline`` builds the site a second time, into
 ``build/offline-site/concurrency-patterns``, with Material's offline plugin
-switched on (``CP_OFFLINE=true``, see mkdocs.yml), and zips that folder into
+switched on (tools/build.py, mode ``offline``), and zips that folder into
 ``build/concurrency-patterns-site.zip``. The site in ``site/`` is not touched:
 the plugin turns every link into a link to an ``.html`` file, which suits a
 folder on disk and not a web server.
@@ -26,14 +26,11 @@ MkDocs runs this module as a hook (``hooks:`` in mkdocs.yml).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 SITE = BUILD / "offline-site" / "concurrency-patterns"
 ZIP = BUILD / "concurrency-patterns-site.zip"
@@ -49,18 +46,9 @@ def on_config(config: Any) -> Any:
 
 def build(target: Path = ZIP, site_dir: Path = SITE) -> Path:
     """Build the offline site into ``site_dir`` and zip it at ``target``."""
-    env = {**os.environ, "CP_OFFLINE": "true", "NO_MKDOCS_2_WARNING": "1"}
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet"]
-    result = subprocess.run(
-        [*command, "-f", str(ROOT / "mkdocs.yml"), "-d", str(site_dir)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"mkdocs build failed:\n{result.stdout}{result.stderr}")
+    from tools.build import build_site
+
+    build_site(site_dir, mode="offline", check=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     # The zip holds one folder, so that unpacking it makes no mess.
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bundle:

@@ -7,7 +7,8 @@ A page breaks a rule when:
   paste them into wikis, so they must not change when the wording does;
 * a fenced code block is neither an include of a tested file, nor output
   (``text``), a shell session (``console``) or a diagram (``mermaid``);
-* it includes a snippet file or section that does not exist;
+* it includes a snippet file or section that does not exist, or a file of
+  snippets/support/ (the harness of demos and tests, not a pattern);
 * it is a pattern page without the sections every pattern page has, or a topic
   overview without its pattern list and decision guide.
 
@@ -27,8 +28,9 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+SUPPORT = ROOT / "snippets" / "support"
 
 TOPICS = (
     "build-optimization",
@@ -197,6 +199,12 @@ def include_problem(target: str) -> str | None:
         return f"snippet file {target.partition(':')[0]!r} does not exist"
     if not path.resolve().is_relative_to(ROOT / "snippets"):
         return f"includes must come from snippets/, not {target!r}"
+    if path.resolve().is_relative_to(SUPPORT):
+        return (
+            f"pages may not include {target.partition(':')[0]!r}: snippets/support/ "
+            "is the harness of demos and tests, not the pattern; "
+            "include the pattern's own module"
+        )
     if section is not None:
         text = path.read_text()
         if SECTION_START.format(section) not in text:

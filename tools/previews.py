@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "previews"
 SIZE = (1200, 630)
 BACKGROUND = (26, 35, 126)  # indigo 900, the theme's primary family

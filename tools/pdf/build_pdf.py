@@ -1,21 +1,21 @@
-"""The whole guide as one PDF: ``make pdf`` (``python -m overrides.pdf.build_pdf``).
+"""The whole guide as one PDF: ``make pdf`` (``python -m tools.pdf.build_pdf``).
 
 Three steps, each one function below:
 
-1. **One page of the whole guide.** ``mkdocs build --strict`` with the
-   print-site plugin switched on (``CP_PRINT_SITE=true``, see mkdocs.yml) into
+1. **One page of the whole guide.** A strict build (tools/build.py) with the
+   print-site plugin switched on (mode ``pdf``, see mkdocs.yml) into
    ``build/pdf-site``. The plugin adds ``print_page/``: every page of the
    navigation in order, with internal links rewritten to anchors on that page
    and a table of contents that its script fills in.
 2. **Pre-render in Chromium.** Playwright opens that page from ``file://`` in
-   Debian's Chromium and runs its scripts once. Then this module draws every
-   mermaid diagram to SVG itself (text labels, no HTML inside the SVG, which
-   WeasyPrint cannot lay out), adds the cover and each page's web address,
-   keeps each content tab's label with its block, turns admonition icons into
-   inline SVG, marks each chapter's last lines to stay together, and saves
-   the result without scripts. Material's own script is not run: it would
-   draw the diagrams into a closed shadow root and add buttons that mean
-   nothing on paper.
+   Debian's Chromium (tools/browser.py) and runs its scripts once. Then this
+   module draws every mermaid diagram to SVG itself (text labels, no HTML
+   inside the SVG, which WeasyPrint cannot lay out), adds the cover and each
+   page's web address, keeps each content tab's label with its block, turns
+   admonition icons into inline SVG, marks each chapter's last lines to stay
+   together, and saves the result without scripts. Material's own script is
+   not run: it would draw the diagrams into a closed shadow root and add
+   buttons that mean nothing on paper.
 3. **Lay out with WeasyPrint.** WeasyPrint turns the pre-rendered page into
    the PDF with ``print.css`` beside this file: page size, running headers,
    page numbers, the table of contents' page numbers (``target-counter``), the
@@ -33,7 +33,6 @@ import datetime
 import html
 import os
 import re
-import subprocess
 import sys
 import time
 import tomllib
@@ -46,17 +45,6 @@ STYLESHEET = HERE / "print.css"
 BUILD = ROOT / "build"
 PRINT_SITE = BUILD / "pdf-site"
 PDF = BUILD / "concurrency-patterns.pdf"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Flags that keep Chromium from calling home (the same as tests/site use).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The vendored diagram library, in the built site.
 MERMAID = "assets/vendor/mermaid/mermaid.min.js"
 # Scripts of the site that the book does without (see step 2 above).
@@ -113,16 +101,9 @@ class Book:
 
 def build_print_site(site_dir: Path = PRINT_SITE) -> Path:
     """Build the site with the print page; return the print page's file."""
-    env = {**os.environ, "CP_PRINT_SITE": "true", "NO_MKDOCS_2_WARNING": "1"}
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet"]
-    result = subprocess.run(
-        [*command, "-f", str(ROOT / "mkdocs.yml"), "-d", str(site_dir)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    from tools.build import build_site
+
+    result = build_site(site_dir, mode="pdf")
     if result.returncode != 0:
         raise BookError(f"mkdocs build failed:\n{result.stdout}{result.stderr}")
     return site_dir / "print_page" / "index.html"
@@ -351,11 +332,14 @@ def head_metadata(book: Book) -> str:
 
 def prerender(print_page: Path, book: Book, addresses: dict[str, str]) -> str:
     """Run the print page in Chromium; return its HTML, ready for WeasyPrint."""
-    if not Path(CHROMIUM).exists():
-        raise BookError(
-            f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium`"
-        )
-    from playwright.sync_api import Route, sync_playwright
+    from playwright.sync_api import Route
+
+    from tools import browser
+
+    try:
+        browser.require()
+    except browser.NoChromium as error:
+        raise BookError(str(error)) from None
 
     refused: list[str] = []
 
@@ -369,32 +353,26 @@ def prerender(print_page: Path, book: Book, addresses: dict[str, str]) -> str:
         else:
             route.continue_()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    with browser.chromium() as chromium:
+        page = chromium.new_page()
+        page.route("**/*", only_files)
+        page.add_init_script(TAKE_DIAGRAMS)
+        page.goto(print_page.as_uri(), wait_until="load")
+        if not page.evaluate("typeof mermaid !== 'undefined'"):
+            # However the site loads the diagram library, the book needs it now.
+            library = print_page.parent.parent / MERMAID
+            if not library.exists():
+                raise BookError(f"the diagram library is not at {library}")
+            page.add_script_tag(path=library)
+        problems = page.evaluate(
+            PRERENDER,
+            {
+                "cover": cover_html(book),
+                "addresses": addresses,
+                "siteUrl": book.site_url,
+            },
         )
-        try:
-            page = browser.new_page()
-            page.route("**/*", only_files)
-            page.add_init_script(TAKE_DIAGRAMS)
-            page.goto(print_page.as_uri(), wait_until="load")
-            if not page.evaluate("typeof mermaid !== 'undefined'"):
-                # However the site loads the diagram library, the book needs it now.
-                library = print_page.parent.parent / MERMAID
-                if not library.exists():
-                    raise BookError(f"the diagram library is not at {library}")
-                page.add_script_tag(path=library)
-            problems = page.evaluate(
-                PRERENDER,
-                {
-                    "cover": cover_html(book),
-                    "addresses": addresses,
-                    "siteUrl": book.site_url,
-                },
-            )
-            document = page.content()
-        finally:
-            browser.close()
+        document = page.content()
     if refused:
         raise BookError("the print page asked for other hosts: " + ", ".join(refused))
     if problems:

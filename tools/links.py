@@ -3,12 +3,12 @@
 People paste links to this guide into wikis and chats, so a published address
 must keep working:
 
-* ``overrides/redirects.yml`` maps moved pages to their new place, and renamed
+* ``links/redirects.yml`` maps moved pages to their new place, and renamed
   anchors to their new id. For a moved page the build writes a small page at the
   old address that forwards to the new one, fragment included. A renamed anchor
   is resolved in the browser on load, since no server-side redirect can see the
   fragment.
-* ``overrides/link-ledger.txt`` lists every page address and heading anchor
+* ``links/link-ledger.txt`` lists every page address and heading anchor
   that has been published. A test fails when an entry no longer exists and no
   redirect covers it. ``make ledger`` rewrites the file from a fresh build.
 
@@ -29,23 +29,28 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 # CP_REDIRECTS lets the tests build with a redirects file of their own.
-REDIRECTS_FILE = Path(
-    os.environ.get("CP_REDIRECTS", ROOT / "overrides" / "redirects.yml")
-)
-LEDGER_FILE = ROOT / "overrides" / "link-ledger.txt"
+REDIRECTS_FILE = Path(os.environ.get("CP_REDIRECTS", ROOT / "links" / "redirects.yml"))
+LEDGER_FILE = ROOT / "links" / "link-ledger.txt"
 HEADING_ID = re.compile(r"<h[1-6][^>]*\sid=\"([^\"]+)\"")
 LEDGER_HEADER = """\
 # Every published page address and heading anchor of the site, one a line,
 # relative to the site root. Regenerate with `make ledger` after adding pages
 # or headings. A test fails when an entry disappears from the built site
-# without a redirect in overrides/redirects.yml.
+# without a redirect in links/redirects.yml.
 """
 
 
+# API reference anchors are the Python names mkdocstrings renders
+# ("snippets.<topic>.<pattern>.<name>"). A name that leaves a pattern's
+# __all__ leaves the page; a link to it lands on the page's API section.
+API_PREFIX = "snippets."
+API_SECTION = "api"
+
+
 class RedirectsError(ValueError):
-    """overrides/redirects.yml is malformed; the message names file and line."""
+    """links/redirects.yml is malformed; the message names file and line."""
 
 
 def page_url(src: str) -> str:
@@ -176,11 +181,16 @@ def read_ledger(path: Path = LEDGER_FILE) -> list[tuple[int, str]]:
 
 
 def broken_entries(
-    site: Path, redirects: Redirects, entries: list[tuple[int, str]] | None = None
+    site: Path,
+    redirects: Redirects,
+    entries: list[tuple[int, str]] | None = None,
+    docs: Path = ROOT / "docs",
 ) -> dict[str, str]:
-    """Ledger entries that no longer resolve → where and why."""
+    """Ledger entries that no longer resolve → where and why.
+
+    ``docs`` is the folder the site was built from.
+    """
     anchors = site_anchors(site)
-    docs = ROOT / "docs"
     source_of = {
         page_url(path.relative_to(docs).as_posix()): path.relative_to(docs).as_posix()
         for path in docs.rglob("*.md")
@@ -196,18 +206,20 @@ def broken_entries(
         if target not in anchors:
             problems[entry] = (
                 f"{LEDGER_FILE.name}:{number}: {entry} — the page {url or '/'} is gone "
-                "and no page redirect in overrides/redirects.yml covers it"
+                "and no page redirect in links/redirects.yml covers it"
             )
             continue
         if not anchor or anchor in anchors[target]:
             continue
+        if anchor.startswith(API_PREFIX) and API_SECTION in anchors[target]:
+            continue  # a name the API reference no longer shows: see API_FALLBACK
         src = source_of.get(target, "")
         renamed = redirects.anchor_map(src).get(anchor)
         if renamed is None or renamed not in anchors[target]:
             problems[entry] = (
                 f"{LEDGER_FILE.name}:{number}: {entry} — the anchor #{anchor} is no "
                 f"longer on {target or '/'}; add `{anchor}: <new-id>` under "
-                f"anchors: {src} in overrides/redirects.yml"
+                f"anchors: {src} in links/redirects.yml"
             )
     return problems
 
@@ -243,6 +255,21 @@ ANCHOR_SCRIPT = """<script>(function (renamed) {
   document.addEventListener("DOMContentLoaded", follow);
   window.addEventListener("hashchange", follow);
 })(%s);</script>"""
+
+# Lands a link to a name the API reference no longer shows on the API section
+# (API_PREFIX and API_SECTION, spelt out).
+API_FALLBACK = """<script>(function () {
+  function follow() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    if (id.indexOf("snippets.") !== 0 || document.getElementById(id)) return;
+    var api = document.getElementById("api");
+    if (!api) return;
+    history.replaceState(null, "", "#api");
+    api.scrollIntoView();
+  }
+  document.addEventListener("DOMContentLoaded", follow);
+  window.addEventListener("hashchange", follow);
+})();</script>"""
 
 REDIRECT_PAGE = """<!doctype html>
 <html lang="en">
@@ -285,10 +312,14 @@ def on_files(files: Any, config: Any) -> Any:
 
 def on_post_page(output: str, page: Any, config: Any) -> str:
     renamed = _redirects.anchor_map(page.file.src_uri)
-    if not renamed:
+    scripts = []
+    if renamed:
+        scripts.append(ANCHOR_SCRIPT % json.dumps(renamed, sort_keys=True))
+    if f'id="{API_SECTION}"' in output:
+        scripts.append(API_FALLBACK)
+    if not scripts:
         return output
-    script = ANCHOR_SCRIPT % json.dumps(renamed, sort_keys=True)
-    return output.replace("</head>", script + "\n</head>", 1)
+    return output.replace("</head>", "\n".join(scripts) + "\n</head>", 1)
 
 
 def on_post_build(config: Any) -> None:
