@@ -40,7 +40,7 @@ def test_workflows_grant_least_permissions() -> None:
 
 def test_zizmor_reports_nothing() -> None:
     zizmor = shutil.which("zizmor", path=str(Path(sys.executable).parent))
-    assert zizmor, "zizmor is pinned in requirements.lock; reinstall the venv"
+    assert zizmor, "zizmor is pinned in requirements/test.lock; run `make venv`"
     result = subprocess.run(
         [zizmor, "--offline", "--no-progress", str(ROOT / ".github" / "workflows")],
         capture_output=True,
