@@ -18,7 +18,7 @@ import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
@@ -110,98 +110,28 @@ def nats() -> Iterator[Nats]:
 
 
 # --------------------------------------------------------------------------- #
-# Output shown on a page is output that ran
+# Output shown on a page is output that ran: tests/test_outputs.py runs the
+# command behind every output file (snippets/support/cases.py).
 # --------------------------------------------------------------------------- #
-
-
-OUTPUT_FILES = sorted((ROOT / "snippets").glob("*/output/*.txt"))
-COMPARED: set[Path] = set()
-
-
-class OutputCheck(Protocol):
-    def __call__(self, name: str, actual: str) -> None: ...
-
-
-@pytest.fixture
-def expected_output() -> OutputCheck:
-    """Compare a real run with the output file a page shows.
-
-    ``name`` is ``<topic>/<pattern>.<section>``, stored as
-    ``snippets/<topic>/output/<pattern>.<section>.txt``. Run the tests with
-    ``UPDATE_OUTPUT=1`` to write the files after a deliberate change, then
-    review the diff.
-    """
-
-    def check(name: str, actual: str) -> None:
-        topic, _, stem = name.partition("/")
-        path = ROOT / "snippets" / topic / "output" / f"{stem}.txt"
-        text = actual if actual.endswith("\n") else actual + "\n"
-        COMPARED.add(path)
-        if os.environ.get("UPDATE_OUTPUT") == "1":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            return
-        assert path.exists(), (
-            f"{path.relative_to(ROOT)} does not exist; "
-            "run the test once with UPDATE_OUTPUT=1 to create it"
-        )
-        assert text == path.read_text(), (
-            f"the run no longer prints what {path.relative_to(ROOT)} shows; "
-            "if the change is intended, rerun with UPDATE_OUTPUT=1 and review the diff"
-        )
-
-    return check
-
-
-def _partial(session: pytest.Session) -> bool:
-    """A run of less than the whole suite (paths, -k, -m, --lf)."""
-    config = session.config
-    return bool(
-        config.option.keyword
-        or config.option.markexpr
-        or getattr(config.option, "lf", False)
-        or [Path(arg).resolve() for arg in config.args] != [ROOT / "tests"]
-    )
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
-    """pytest-xdist: a worker hands over the output files its tests compared."""
-    COMPARED.update(Path(path) for path in node.workeroutput.get("compared", ()))
+    """pytest-xdist: a worker hands over what its tests collected."""
     COLLECTED.update(node.workeroutput.get("collected", {}))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """After a full, green run: every output file a page shows was compared.
+    """A full run records what each pattern's tests passed on.
 
-    A file no test compares any more would show readers output that no longer
-    runs. tests/test_outputs.py compares every output file of a module that
-    runs its cases (``run_cases``); the others must have been compared by a
-    test through ``expected_output``, on any worker. The check needs the whole
-    suite: it is skipped for a partial run (paths, -k, -m, --lf) and when any
-    test was skipped. A full run also records what each pattern's tests
-    passed on (``.reports/tested-on/``, see tools/tested_on.py).
+    The records go to ``.reports/tested-on/`` (see tools/tested_on.py).
     """
     config = session.config
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: the controller checks
-        workeroutput["compared"] = sorted(map(str, COMPARED))
         workeroutput["collected"] = COLLECTED
         return
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    skipped = reporter is not None and reporter.stats.get("skipped")
     _record_tested_on()
-    if exitstatus != 0 or _partial(session) or skipped:
-        return
-    from tests.test_outputs import converted
-
-    stale = [p for p in OUTPUT_FILES if p not in COMPARED and not converted(p)]
-    if stale:
-        names = "\n  ".join(str(path.relative_to(ROOT)) for path in stale)
-        message = f"output files shown on pages that no test compared:\n  {names}"
-        if reporter is not None:
-            reporter.write_line(message, red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @functools.cache

@@ -31,23 +31,22 @@ def demo_module(output: Path) -> tuple[str, Path]:
     return f"snippets.{topic}.{pattern}", package.with_suffix(".py")
 
 
-def converted(output: Path) -> bool:
-    _, source = demo_module(output)
-    return source.is_file() and "run_cases(" in source.read_text()
-
-
 def case_name(output: Path) -> str:
     return output.name.split(".", 1)[1].removesuffix(".txt")
 
 
 @pytest.mark.parametrize(
     "output",
-    [path for path in OUTPUT_FILES if converted(path)],
+    OUTPUT_FILES,
     ids=lambda p: f"{p.parent.parent.name}/{p.stem}",
 )
 def test_output_file_is_what_the_demo_prints(output: Path) -> None:
-    module, _ = demo_module(output)
+    module, source = demo_module(output)
     case = case_name(output)
+    assert source.is_file() and "run_cases(" in source.read_text(), (
+        f"{output.relative_to(ROOT)} has no command that prints it: "
+        f"{source.relative_to(ROOT)} must end with run_cases({{{case!r}: ...}})"
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONHASHSEED": "0"}
     run = subprocess.run(
         [sys.executable, "-m", module, case],
