@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import selectors
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 import psycopg
 
 from snippets.container_orchestration import one_shot_tasks as ost
+from snippets.support.processes import read_line as _read_line
 
 __all__ = [
     "REPLICAS",
@@ -42,19 +42,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILDREN = "snippets.support.container_orchestration_children"
 REPLICAS = 8
 Report = dict[str, object]
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
-    """One line from a child's stdout, or fail after ``timeout`` seconds."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"child {proc.pid} printed nothing in {timeout} s")
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child {proc.pid} exited with {proc.wait(timeout=5)}")
-    return line.strip()
 
 
 def spawn(dsn: str, identity: str, mode: str, lock: str) -> subprocess.Popen[str]:
@@ -205,3 +192,8 @@ def crash(dsn: str, lock: str) -> Crash:
     by_other = "one of b, c, d" if rest and rest[0][1] != "replica-a" else "a"
     lines.append(f"schema_migrations: 1 by {by_a}, 2 by {by_other}")
     return Crash(lines, results)
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """One line from a child's stdout (replicas wait on a database: a longer limit)."""
+    return _read_line(proc, timeout)

@@ -9,7 +9,6 @@ lease and writes, then thaws A with SIGCONT, and narrates what happened.
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -18,25 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snippets.container_orchestration import leader_election as le
+from snippets.support.processes import read_line as _read_line
 
 __all__ = ["ENTRY", "LEASE", "RESOURCE", "SplitBrain", "ledger_tokens", "split_brain"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILDREN = "snippets.support.container_orchestration_children"
 LEASE, RESOURCE, ENTRY = "billing", "invoices", "invoice batch 42"
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
-    """One line from a child's stdout, or fail after ``timeout`` seconds."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"child {proc.pid} printed nothing in {timeout} s")
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child {proc.pid} exited with {proc.wait(timeout=5)}")
-    return line.strip()
 
 
 def spawn(dsn: str, identity: str, mode: str, pause: bool) -> subprocess.Popen[str]:
@@ -129,3 +116,8 @@ def split_brain(dsn: str, mode: str) -> SplitBrain:
     entries = f"{len(tokens)} entr{'y' if len(tokens) == 1 else 'ies'}"
     lines.append(f"ledger: {entries} for {ENTRY!r} (tokens {listed})")
     return SplitBrain(lines, stepped_down, tokens)
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """One line from a child's stdout (replicas wait on a database: a longer limit)."""
+    return _read_line(proc, timeout)

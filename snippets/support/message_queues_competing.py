@@ -26,6 +26,7 @@ from snippets.message_queues.competing_consumers import (
     ready_count,
     run_consumer,
 )
+from snippets.support.processes import read_line
 from snippets.support.services import RabbitMQ
 
 __all__ = [
@@ -54,21 +55,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
-    """One line from a child's stdout, or fail after ``timeout`` seconds."""
-    import selectors
-
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"child {proc.pid} printed nothing in {timeout} s")
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child {proc.pid} exited with {proc.wait(timeout=5)}")
-    return line.strip()
 
 
 def consumer_count(connection: pika.BlockingConnection, queue: str) -> int:
