@@ -17,6 +17,6 @@ and replaces it, and the server keeps working on requests nobody waits for.
 """
 
 from snippets.lazy_loading.load_on_visibility.fetch import LoadError, fetch_json
-from snippets.lazy_loading.load_on_visibility.loader import LatestLoader, Loader
+from snippets.lazy_loading.load_on_visibility.loader import LatestLoader
 
-__all__ = ["LatestLoader", "LoadError", "Loader", "fetch_json"]
+__all__ = ["LatestLoader", "LoadError", "fetch_json"]

@@ -30,11 +30,9 @@ async def fetch_json(url: str) -> Any:
 
     The connection is closed on every way out, cancellation included, so a
     server that watches its connections sees an abandoned request at once.
-    Bound the call with a timeout (`LatestLoader` does).
-
-    Raises:
-        LoadError: A status other than 200, or a body that is not JSON.
-        OSError: The connection was refused or reset.
+    Bound the call with a timeout (`LatestLoader` does). Raises `LoadError`
+    for a status other than 200 or a body that is not JSON, `OSError` when the
+    connection is refused or reset.
     """
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
