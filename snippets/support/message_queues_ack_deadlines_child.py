@@ -20,7 +20,7 @@ import redis as redis_py
 from nats.aio.msg import Msg
 
 from snippets.message_queues.ack_deadlines import Fields, consume, work_loop
-from snippets.support.message_queues_ack_deadlines import (
+from snippets.support.message_queues_ack_deadlines_workers import (
     ACK_WAIT,
     GROUP,
     HEARTBEAT_EVERY,
