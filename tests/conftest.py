@@ -18,7 +18,7 @@ import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -58,7 +58,7 @@ __all__ = [
 # --------------------------------------------------------------------------- #
 
 
-def unavailable(what: str, how_to_fix: str) -> None:
+def unavailable(what: str, how_to_fix: str) -> NoReturn:
     """Skip locally, fail under CI: nothing is silently skipped in CI."""
     message = f"{what} is not available; {how_to_fix}"
     if CI:
@@ -240,17 +240,28 @@ def _uses(item: pytest.Item, pattern: tested_on.Pattern) -> set[str]:
     return uses | _demo_uses(pattern)
 
 
+# Checks of the whole site that take one part of it per test (test_browser's
+# SECTIONS): each part is a unit of its own, so the workers share them.
+SPLIT_SITE_CHECKS = (
+    "tests/site/test_accessibility.py::test_every_page_has_no_serious_violation[",
+    "tests/site/test_browser.py::test_every_page_loads_cleanly_and_only_from_the_site[",
+)
+# The longest unit, the book (build, pre-render and lay-out), starts first.
+FIRST = "tests/site/test_pdf.py"
+
+
 def xdist_scope(nodeid: str) -> str:
-    """The unit pytest-xdist hands to one worker: a pattern, the site, or a test.
+    """The unit pytest-xdist hands to one worker: a pattern, or a site module.
 
     A pattern's tests (its test module and its output checks) run one after
-    another on one worker, as they did before: their names are their own, but
-    a demo and its tests may share a lock name or a port. The site tests share
-    one build of the site.
+    another on one worker: their names are their own, but a demo and its tests
+    may share a lock name or a port. The site checks share one build of the
+    site (tools/build.py reuses it across processes), so each site module is a
+    unit, and the checks of every page a unit per part of the site.
     """
     path, _, rest = nodeid.partition("::")
     if path.startswith("tests/site/"):
-        return "site"
+        return nodeid if nodeid.startswith(SPLIT_SITE_CHECKS) else path
     module = re.fullmatch(r"tests/(\w+)/test_(\w+)\.py", path)
     if module:
         return f"{module[1]}/{module[2]}"
@@ -260,21 +271,53 @@ def xdist_scope(nodeid: str) -> str:
     return nodeid
 
 
+def unit_order(units: dict[str, list[str]]) -> list[str]:
+    """The order in which units go out to the workers: longest first.
+
+    ``units`` maps each unit to its tests, in collection order. The book goes
+    first, then the rest of the site (browser checks, long), then the
+    patterns, those with more tests first.
+    """
+    position = {unit: index for index, unit in enumerate(units)}
+
+    def rank(unit: str) -> tuple[int, int, int]:
+        tests = units[unit]
+        group = 0 if tests[0].startswith(FIRST) else 1 if unit.startswith(SITE) else 2
+        return (group, -len(tests), position[unit])
+
+    return sorted(units, key=rank)
+
+
+SITE = "tests/site/"
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``-n N --dist loadscope``: one scope per pattern (``xdist_scope``).
+    """``-n N --dist loadscope``: one unit per pattern (``xdist_scope``).
 
     (The ``xdist_group`` marks of ``--dist loadgroup`` are lost under pytest 9.2
     with pytest-xdist 3.8.0: the worker's renamed node id does not stick.)
-    Scopes go out largest first, so the site's long group starts at once.
+    Units go out in ``unit_order``, not pytest-xdist's own (most tests first),
+    which would start the book, a unit of few long tests, near the end.
     """
     if config.getoption("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class PatternScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             return xdist_scope(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the queue is complete at the first hand-out
+                queue = {unit: list(tests) for unit, tests in self.workqueue.items()}
+                work = dict(self.workqueue)
+                self.workqueue.clear()
+                self.workqueue.update((unit, work[unit]) for unit in unit_order(queue))
+                self.ordered = True
+            super()._assign_work_unit(node)
 
     return PatternScheduling(config, log)
 

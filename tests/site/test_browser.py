@@ -17,8 +17,15 @@ import pytest
 
 from tests.site.conftest import Server
 from tools.browser import ALL_DIAGRAMS_RENDERED, OPEN_SHADOW_ROOTS
+from tools.page_checks import DOCS
 
-__all__ = ["ALL_DIAGRAMS_RENDERED", "OPEN_SHADOW_ROOTS", "open_page"]
+__all__ = [
+    "ALL_DIAGRAMS_RENDERED",
+    "OPEN_SHADOW_ROOTS",
+    "SECTIONS",
+    "open_page",
+    "section_urls",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -45,6 +52,29 @@ def reload_page(page: Any) -> None:
 def page_urls(server: Server) -> list[str]:
     pages = sorted(server.root.rglob("index.html"))
     return [server.url + str(p.parent.relative_to(server.root)) + "/" for p in pages]
+
+
+# The checks of every page take one part of the site per test, so that the test
+# processes share the work (tests/conftest.py hands each part to a worker): a
+# topic's folder, or "home" for the pages outside every folder.
+SECTIONS = [
+    "home",
+    *sorted(d.name for d in DOCS.iterdir() if d.is_dir() and any(d.glob("*.md"))),
+]
+
+
+def section_urls(server: Server, section: str) -> list[str]:
+    """The pages of one part of the site (see ``SECTIONS``)."""
+    folders = [f"{server.url}{name}/" for name in SECTIONS[1:]]
+    if section == "home":
+        return [u for u in page_urls(server) if not u.startswith(tuple(folders))]
+    return [u for u in page_urls(server) if u.startswith(f"{server.url}{section}/")]
+
+
+def test_the_sections_cover_every_page(site_server: Server) -> None:
+    covered = [url for name in SECTIONS for url in section_urls(site_server, name)]
+    assert sorted(covered) == page_urls(site_server)
+    assert all(section_urls(site_server, name) for name in SECTIONS)
 
 
 def watch(page: Any, server: Server) -> list[str]:
@@ -99,11 +129,12 @@ FIRST_DIAGRAM_IS_NEAR = """() => {
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("section", SECTIONS)
 def test_every_page_loads_cleanly_and_only_from_the_site(
-    browser: Any, site_server: Server
+    browser: Any, site_server: Server, section: str
 ) -> None:
-    urls = page_urls(site_server)
-    assert len(urls) >= 12
+    urls = section_urls(site_server, section)
+    assert urls
     context = browser.new_context()
     context.add_init_script(OPEN_SHADOW_ROOTS)
     failures: dict[str, list[str]] = {}
@@ -140,12 +171,12 @@ def test_every_page_loads_cleanly_and_only_from_the_site(
         f"{u}\n  " + "\n  ".join(p) for u, p in failures.items()
     )
     in_html = sum(
-        html.read_text().count('class="mermaid"')
-        for html in site_server.root.rglob("index.html")
+        (site_server.root / url.removeprefix(site_server.url) / "index.html")
+        .read_text()
+        .count('class="mermaid"')
+        for url in urls
     )
-    assert diagrams == in_html > 0, (
-        f"{diagrams} diagrams rendered, {in_html} in the HTML"
-    )
+    assert diagrams == in_html, f"{diagrams} diagrams rendered, {in_html} in the HTML"
 
 
 def test_diagram_renders_as_svg_and_library_loads_only_where_needed(

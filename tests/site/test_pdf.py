@@ -86,13 +86,27 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Book:
         browser.require()
     except browser.NoChromium as error:
         unavailable(f"Chromium at {browser.CHROMIUM}", str(error))
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        unavailable("pdftotext", "install it with `apt-get install -y poppler-utils`")
     out = tmp_path_factory.mktemp("pdf")
     path = build_pdf.build(target=out / "book.pdf", site_dir=out / "pdf-site")
     reader = PdfReader(path)
+    # poppler reads the text of every page in a second or two; pypdf's
+    # extract_text took forty seconds of CPU for the same pages.
+    text = subprocess.run(
+        [pdftotext, "-enc", "UTF-8", str(path), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    texts = text.split("\f")[: len(reader.pages)]
+    assert len(texts) == len(reader.pages), "pdftotext read fewer pages than pypdf"
     return Book(
         path=path,
         reader=reader,
-        texts=[page.extract_text() for page in reader.pages],
+        texts=texts,
         outline=read_outline(reader, reader.outline),
         site_url=build_pdf.Book.from_project().site_url,
     )
@@ -269,12 +283,8 @@ def test_contents_give_the_page_each_entry_links_to(book: Book) -> None:
 
 
 def test_no_text_beyond_the_text_column(book: Book) -> None:
-    pdftotext = shutil.which("pdftotext")
-    if pdftotext is None:
-        unavailable("pdftotext", "install it with `apt-get install -y poppler-utils`")
-        return
     boxes = subprocess.run(
-        [pdftotext, "-bbox", str(book.path), "-"],
+        ["pdftotext", "-bbox", str(book.path), "-"],
         capture_output=True,
         text=True,
         check=True,
@@ -317,6 +327,10 @@ def test_every_pattern_page_is_there_with_its_address(book: Book) -> None:
         address = book.site_url + page_url(src)
         assert address in text, f"{src}: its address {address} is not printed"
         assert address in uris, f"{src}: its address {address} is not a link"
+        if "\n::: snippets." in (DOCS / src).read_text():
+            # The API reference stays on the web: its place links to it.
+            api = address + "#api"
+            assert api in uris, f"{src}: no link to its API reference {api}"
 
 
 def test_no_page_is_near_empty(book: Book) -> None:

@@ -12,7 +12,8 @@ Three steps, each one function below:
    module draws every mermaid diagram to SVG itself (text labels, no HTML
    inside the SVG, which WeasyPrint cannot lay out), adds the cover and each
    page's web address, keeps each content tab's label with its block, turns
-   admonition icons into inline SVG, marks each chapter's last lines to stay
+   admonition icons into inline SVG, replaces each page's API reference with
+   a link to it on the web, marks each chapter's last lines to stay
    together, and saves the result without scripts. Material's own script is
    not run: it would draw the diagrams into a closed shadow root and add
    buttons that mean nothing on paper.
@@ -237,6 +238,23 @@ async ({cover, addresses, siteUrl}) => {
     title.prepend(icon);
   }
   book.querySelectorAll("details").forEach(d => d.setAttribute("open", ""));
+
+  // The API reference stays on the web: on paper it repeats, signature by
+  // signature, the code the page has just shown. Each page's API section
+  // becomes a link to it (and links into it become text, below).
+  // (A chapter is a print-page section too: only the pages have addresses.)
+  for (const page of book.querySelectorAll("section.print-page[id]")) {
+    const url = addresses[page.id];
+    const blocks = page.querySelectorAll(":scope div.doc.doc-object.doc-module");
+    if (!url || !blocks.length) continue;
+    const note = document.createElement("p");
+    note.className = "cp-api-online";
+    const link = document.createElement("a");
+    link.href = link.textContent = url + "#api";
+    note.append("The API reference of this page is online: ", link, ".");
+    blocks[0].replaceWith(note);
+    blocks.forEach(block => block.remove());
+  }
 
   // Links. The plugin makes API references the site leaves unlinked
   // (Python's own types, say) into links to nowhere: they become text again,

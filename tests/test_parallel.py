@@ -1,0 +1,45 @@
+"""How the test run is split between pytest-xdist workers (tests/conftest.py)."""
+
+from __future__ import annotations
+
+from tests.conftest import unit_order, xdist_scope
+
+
+def test_a_pattern_is_one_unit_with_its_output_checks() -> None:
+    assert (
+        xdist_scope("tests/message_queues/test_outbox.py::test_relay")
+        == xdist_scope("tests/message_queues/test_outbox.py::test_crash[x]")
+        == xdist_scope(
+            "tests/test_outputs.py::test_output_is_what_ran[message_queues/outbox.main.txt]"
+        )
+        == "message_queues/outbox"
+    )
+
+
+def test_site_modules_are_units_and_every_page_checks_one_per_part() -> None:
+    assert xdist_scope("tests/site/test_links.py::test_a") == "tests/site/test_links.py"
+    assert xdist_scope("tests/site/test_links.py::test_b[x]") == (
+        "tests/site/test_links.py"
+    )
+    every_page = (
+        "tests/site/test_accessibility.py::"
+        "test_every_page_has_no_serious_violation[dark-about]"
+    )
+    assert xdist_scope(every_page) == every_page
+
+
+def test_the_book_goes_first_then_the_site_then_the_largest_pattern() -> None:
+    units = {
+        "lazy_loading/small": ["tests/lazy_loading/test_small.py::test_a"],
+        "message_queues/large": [
+            f"tests/message_queues/test_large.py::test_{n}" for n in range(3)
+        ],
+        "tests/site/test_links.py": ["tests/site/test_links.py::test_a"],
+        "tests/site/test_pdf.py": ["tests/site/test_pdf.py::test_a"],
+    }
+    assert unit_order(units) == [
+        "tests/site/test_pdf.py",
+        "tests/site/test_links.py",
+        "message_queues/large",
+        "lazy_loading/small",
+    ]
