@@ -15,7 +15,12 @@ from contextlib import asynccontextmanager
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from snippets.lazy_loading.sqlalchemy_async import Author, Base, Book, make_sessions
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading import (
+    Author,
+    Base,
+    Book,
+    make_sessions,
+)
 from snippets.support import services
 from snippets.support.services import Postgres
 

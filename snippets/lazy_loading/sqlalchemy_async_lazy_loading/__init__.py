@@ -16,7 +16,7 @@ plain attribute access, outside that greenlet, and SQLAlchemy raises
   statements an engine sends.
 """
 
-from snippets.lazy_loading.sqlalchemy_async.loading import (
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading.loading import (
     Books,
     QueryCounter,
     books_awaitable_attrs,
@@ -26,7 +26,7 @@ from snippets.lazy_loading.sqlalchemy_async.loading import (
     books_strict,
     make_sessions,
 )
-from snippets.lazy_loading.sqlalchemy_async.models import (
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading.models import (
     Author,
     Base,
     Book,

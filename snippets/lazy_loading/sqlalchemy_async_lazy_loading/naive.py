@@ -5,8 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from snippets.lazy_loading.sqlalchemy_async.loading import Books
-from snippets.lazy_loading.sqlalchemy_async.models import Author, StrictAuthor
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading.loading import Books
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading.models import (
+    Author,
+    StrictAuthor,
+)
 
 __all__ = ["books_lazy", "books_strict_forgotten", "rename_then_read"]
 

@@ -1,6 +1,6 @@
 """The cases the SQLAlchemy asyncio page shows, on a real PostgreSQL.
 
-    python -m snippets.lazy_loading.sqlalchemy_async.demo CASE
+    python -m snippets.lazy_loading.sqlalchemy_async_lazy_loading.demo CASE
 
 Cases: ``missing_greenlet``, ``expired``, ``raise``, ``queries``. Each
 creates a schema of its own with three authors of two books each.
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import MissingGreenlet, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from snippets.lazy_loading.sqlalchemy_async import (
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading import (
     Books,
     QueryCounter,
     books_awaitable_attrs,
@@ -26,7 +26,7 @@ from snippets.lazy_loading.sqlalchemy_async import (
     books_strict,
     make_sessions,
 )
-from snippets.lazy_loading.sqlalchemy_async.naive import (
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading.naive import (
     books_lazy,
     books_strict_forgotten,
     rename_then_read,

@@ -1,4 +1,4 @@
-"""Tests for snippets/lazy_loading/sqlalchemy_async, against a real PostgreSQL.
+"""Tests for snippets/lazy_loading/sqlalchemy_async_lazy_loading, on PostgreSQL.
 
 Every test runs SQLAlchemy 2.1's asyncio extension over psycopg 3's async
 driver in a schema of its own. Statements are counted with an event listener
@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import InvalidRequestError, MissingGreenlet, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import joinedload
 
-from snippets.lazy_loading.sqlalchemy_async import (
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading import (
     Author,
     Books,
     QueryCounter,
@@ -27,7 +28,7 @@ from snippets.lazy_loading.sqlalchemy_async import (
     books_strict,
     make_sessions,
 )
-from snippets.lazy_loading.sqlalchemy_async.naive import (
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading.naive import (
     books_lazy,
     books_strict_forgotten,
     rename_then_read,
@@ -200,5 +201,21 @@ def test_counter_stops_counting_after_its_block(postgres: Postgres) -> None:
             await counted(engine, books_selectinload)
         await counted(engine, books_selectinload)
         assert len(statements) == 2
+
+    run(postgres, body)
+
+
+def test_joinedload_of_a_collection_needs_unique(postgres: Postgres) -> None:
+    async def body(engine: AsyncEngine) -> None:
+        async with make_sessions(engine)() as session:
+            result = await session.scalars(
+                select(Author).options(joinedload(Author.books))
+            )
+            with pytest.raises(InvalidRequestError) as caught:
+                result.all()
+        assert str(caught.value) == (
+            "The unique() method must be invoked on this Result, as it contains "
+            "results that include joined eager loads against collections"
+        )
 
     run(postgres, body)

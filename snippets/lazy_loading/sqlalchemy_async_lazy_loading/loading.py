@@ -15,7 +15,10 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from snippets.lazy_loading.sqlalchemy_async.models import Author, StrictAuthor
+from snippets.lazy_loading.sqlalchemy_async_lazy_loading.models import (
+    Author,
+    StrictAuthor,
+)
 
 __all__ = [
     "Books",
