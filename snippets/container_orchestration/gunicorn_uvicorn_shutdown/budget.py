@@ -4,7 +4,8 @@ from __future__ import annotations
 
 __all__ = ["KUBERNETES_GRACE_SECONDS", "drain_budget"]
 
-KUBERNETES_GRACE_SECONDS = 30  # terminationGracePeriodSeconds, by default
+KUBERNETES_GRACE_SECONDS = 30
+"""``terminationGracePeriodSeconds`` when a Pod does not set it."""
 
 
 # --8<-- [start:budget]

@@ -15,6 +15,8 @@ class Base(AsyncAttrs, DeclarativeBase):
 
 
 class Author(Base):
+    """An author; `books` loads lazily, on first access (the default)."""
+
     __tablename__ = "author"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -26,6 +28,8 @@ class Author(Base):
 
 
 class Book(Base):
+    """A book and its author."""
+
     __tablename__ = "book"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,6 +47,8 @@ class StrictBase(AsyncAttrs, DeclarativeBase):
 
 
 class StrictAuthor(StrictBase):
+    """The author table again; `books` raises unless a loader option loaded it."""
+
     __tablename__ = "author"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,6 +60,8 @@ class StrictAuthor(StrictBase):
 
 
 class StrictBook(StrictBase):
+    """The book table, for `StrictAuthor.books`."""
+
     __tablename__ = "book"
 
     id: Mapped[int] = mapped_column(primary_key=True)
