@@ -12,9 +12,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import InvalidRequestError, MissingGreenlet, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import joinedload
 
 from snippets.lazy_loading.sqlalchemy_async_lazy_loading import (
@@ -219,3 +224,14 @@ def test_joinedload_of_a_collection_needs_unique(postgres: Postgres) -> None:
         )
 
     run(postgres, body)
+
+
+def test_listeners_go_on_the_sync_engine() -> None:
+    engine = create_async_engine("postgresql+psycopg://127.0.0.1/unused")
+    counter = QueryCounter(engine)
+    with pytest.raises(NotImplementedError) as caught:
+        event.listen(engine, "before_cursor_execute", counter._seen)
+    assert str(caught.value).startswith(
+        "asynchronous events are not implemented at this time."
+    )
+    assert "AsyncEngine.sync_engine" in str(caught.value)
