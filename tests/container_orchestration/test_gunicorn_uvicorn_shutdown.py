@@ -100,8 +100,8 @@ def test_sigterm_finishes_in_flight_and_drops_a_late_request(worker: str) -> Non
     # Workers keep the listening socket open until they exit: the kernel
     # accepts the late connection, and nobody ever reads it.
     assert run.late == "dropped"
-    assert run.code == 0 and run.seconds < GRACEFUL
-    assert "/late" not in gate.arrived
+    assert run.code == 0 and not run.killed_by_deadline
+    assert "late" not in gate.arrived
 
 
 @pytest.mark.parametrize("sig", [signal.SIGQUIT, signal.SIGINT], ids=lambda s: s.name)
@@ -109,8 +109,10 @@ def test_quick_shutdown_of_sync_workers_answers_500(sig: signal.Signals) -> None
     gate = Gate()
     server = gunicorn(gate, *WORKERS["sync"], "--graceful-timeout", str(GRACEFUL))
     run = shutdown(server, gate, sig, release=False)
+    # 500, not a dropped connection: the workers ended the requests themselves,
+    # before any SIGKILL at graceful_timeout could.
     assert run.outcomes == ["500"] * IN_FLIGHT
-    assert run.code == 0 and run.seconds < GRACEFUL
+    assert run.code == 0
 
 
 def test_quick_shutdown_of_gthread_waits_for_its_threads() -> None:
@@ -120,7 +122,14 @@ def test_quick_shutdown_of_gthread_waits_for_its_threads() -> None:
     # sys.exit() in the worker's main thread, then the interpreter joins the
     # pool's threads: requests that finish in time still complete.
     assert run.outcomes == ["200"] * IN_FLIGHT
-    assert run.seconds < GRACEFUL
+
+
+def test_quick_shutdown_of_gthread_lasts_until_graceful_timeout() -> None:
+    gate = Gate()
+    server = gunicorn(gate, *WORKERS["gthread"], "--graceful-timeout", str(GRACEFUL))
+    run = shutdown(server, gate, signal.SIGQUIT, release=False)
+    assert run.outcomes == ["dropped"] * IN_FLIGHT
+    assert run.seconds >= GRACEFUL and not run.killed_by_deadline
 
 
 @pytest.mark.parametrize("worker", WORKERS)
@@ -130,7 +139,7 @@ def test_graceful_timeout_kills_workers_still_busy(worker: str) -> None:
     run = shutdown(server, gate, signal.SIGTERM, release=False)
     assert run.outcomes == ["dropped"] * IN_FLIGHT
     assert run.code == 0  # the master exits 0 all the same
-    assert 2 <= run.seconds < 5
+    assert run.seconds >= 2
     assert not run.killed_by_deadline
 
 
@@ -188,7 +197,7 @@ def test_uvicorn_timeout_graceful_shutdown_cancels_the_requests() -> None:
     server = uvicorn_server(gate, "--timeout-graceful-shutdown", "1")
     run = shutdown(server, gate, signal.SIGTERM, release=False, deadline=10)
     assert not run.killed_by_deadline
-    assert 1 <= run.seconds < 5
+    assert run.seconds >= 1
     assert run.outcomes == ["dropped"] * IN_FLIGHT
     assert (
         "ERROR:    Cancel 4 running task(s), timeout graceful shutdown exceeded"
@@ -196,10 +205,17 @@ def test_uvicorn_timeout_graceful_shutdown_cancels_the_requests() -> None:
     )
 
 
+# Python 3.12.1 made asyncio's Server.wait_closed() wait for every connection
+# (gh-79033); uvicorn 0.54.0 awaits it even after a forced exit.
+FORCE_QUITS = sys.version_info < (3, 12, 1)
+
+
 @pytest.mark.parametrize(
-    ("second", "forced"), [(signal.SIGINT, True), (signal.SIGTERM, False)]
+    ("second", "forced"),
+    [(signal.SIGINT, FORCE_QUITS), (signal.SIGTERM, False)],
+    ids=["SIGINT", "SIGTERM"],
 )
-def test_uvicorn_second_sigint_forces_the_exit(
+def test_uvicorn_second_signal_while_requests_run(
     second: signal.Signals, forced: bool
 ) -> None:
     gate = Gate()
@@ -208,10 +224,10 @@ def test_uvicorn_second_sigint_forces_the_exit(
         requests = Requests(server.port(), IN_FLIGHT)
         gate.wait_arrivals(IN_FLIGHT)
         server.signal(signal.SIGINT)
-        server.expect("Waiting for connections to close")
+        server.expect("Waiting for connections to close. (CTRL+C to force quit)")
         server.signal(second)
         try:
-            server.wait(timeout=2)
+            server.wait(timeout=3)
             exited = True
         except subprocess.TimeoutExpired:
             exited = False
@@ -222,6 +238,6 @@ def test_uvicorn_second_sigint_forces_the_exit(
             server.kill()
         gate.close()
     assert exited is forced
-    # Forced: the event loop ends with the requests' tasks still running;
-    # uvicorn answers 500 for each as it cancels them.
+    # Forced (3.11): the event loop ends with the requests' tasks running, and
+    # each is answered 500 as it is cancelled. Otherwise they finish.
     assert outcomes == (["500"] if forced else ["200"]) * IN_FLIGHT
