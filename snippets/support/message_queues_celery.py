@@ -36,7 +36,6 @@ __all__ = [
     "app",
     "client",
     "consumer_count",
-    "rabbitmq_counts",
     "rabbitmq_lab",
     "ready_count",
     "redis_lab",
@@ -223,22 +222,3 @@ def rabbitmq_lab() -> Iterator[Lab]:
 def redis_lab() -> Iterator[Lab]:
     with services.redis() as rd:
         yield Lab(rd.url, rd)
-
-
-COLUMNS = ("name", "messages_ready", "messages_unacknowledged")
-
-
-def rabbitmq_counts(queue: str) -> tuple[int, int]:
-    """(ready, unacked) for a queue on the local RabbitMQ, from ``rabbitmqctl``."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", "/", *COLUMNS],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    for line in out.splitlines():
-        name, *counts = line.split()
-        if name == queue:
-            return int(counts[0]), int(counts[1])
-    raise LookupError(queue)

@@ -24,8 +24,8 @@ from snippets.support.message_queues_celery import (
     TIMEOUT,
     Lab,
     consumer_count,
-    rabbitmq_counts,
     rabbitmq_lab,
+    ready_count,
     redis_lab,
     wait_until,
 )
@@ -35,28 +35,31 @@ __all__: list[str] = []
 
 # --8<-- [start:kill]
 def kill_mid_task(
-    lab: Lab, conf: dict[str, Any], *, pool: str, unacked: int
+    lab: Lab, conf: dict[str, Any], *, pool: str, acked: bool
 ) -> tuple[tuple[int, int], list[str]]:
     """Kill a worker with SIGKILL while t1 runs; a second worker takes over.
 
-    ``unacked`` is what RabbitMQ should report for t1 before the kill: 0 once
-    an early ack has left the worker, 1 while the message is held unacked.
-    Returns the (ready, unacked) counts at the kill, and the journal.
+    With a prefetch of one, RabbitMQ sends t2 to worker a only once t1 is
+    acked, so "t2 no longer ready" is the sign that t1's ack has arrived.
+    ``acked`` says which state to wait for before the kill. Returns the
+    number of ready messages before and after the kill, and the journal.
     """
+    conf = {**conf, "worker_prefetch_multiplier": 1}
     queue, log, gate = lab.queue("tasks"), lab.journal.key("log"), lab.journal.key("g")
     url = lab.journal.url
     with lab.worker(conf, "a", queue, pool=pool) as a:
         lab.send(conf, "step", queue, url, log, "t1", gate)
+        lab.send(conf, "step", queue, url, log, "t2")
         lab.wait_for(log, "start t1 a")
-        wait_until(lambda: rabbitmq_counts(queue)[1] == unacked, TIMEOUT, "ack")
-        counts = rabbitmq_counts(queue)
+        before = 0 if acked else 1
+        wait_until(lambda: ready_count(lab.broker, queue) == before, TIMEOUT, "ack")
         a.kill()  # the worker and its pool process, mid-task
     wait_until(lambda: consumer_count(lab.broker, queue) == 0, TIMEOUT, "no consumer")
+    after = ready_count(lab.broker, queue)
     with lab.worker(conf, "b", queue, pool=pool):
         lab.open_gate(gate)
-        lab.send(conf, "step", queue, url, log, "t2")  # behind anything left
-        lab.wait_for(log, "end t2 b")
-    return counts, lab.lines(log)
+        lab.wait_for(log, "end t2 b redelivered" if acked else "end t2 b")
+    return (before, after), lab.lines(log)
 
 
 # --8<-- [end:kill]
@@ -68,7 +71,7 @@ def kill_lines(label: str, counts: tuple[int, int], lines: list[str]) -> list[st
     finished = sum(line.startswith("end") for line in runs)
     return [
         f"{label}:",
-        f"  at SIGKILL: ready {counts[0]}, unacked {counts[1]}",
+        f"  ready in the queue: {counts[0]} before SIGKILL, {counts[1]} after",
         *(f"  {line}" for line in runs),
         f"  t1 started {started}x, finished {finished}x"
         + ("  -> lost" if finished == 0 else ""),
@@ -78,13 +81,13 @@ def kill_lines(label: str, counts: tuple[int, int], lines: list[str]) -> list[st
 def show_kill() -> list[str]:
     lines = []
     cases = [
-        ("task_acks_late=False (default), prefork", {}, "prefork", 0),
-        ("task_acks_late=True, prefork", {"task_acks_late": True}, "prefork", 1),
-        ("task_acks_late=False, --pool=solo", {}, "solo", 1),
+        ("task_acks_late=False (default), prefork", {}, "prefork", True),
+        ("task_acks_late=True, prefork", {"task_acks_late": True}, "prefork", False),
+        ("task_acks_late=False, --pool=solo", {}, "solo", False),
     ]
-    for label, conf, pool, unacked in cases:
+    for label, conf, pool, acked in cases:
         with rabbitmq_lab() as lab:
-            counts, journal = kill_mid_task(lab, conf, pool=pool, unacked=unacked)
+            counts, journal = kill_mid_task(lab, conf, pool=pool, acked=acked)
         lines += kill_lines(label, counts, journal)
     return lines
 
@@ -93,21 +96,30 @@ def show_kill() -> list[str]:
 def poison_runs(lab: Lab, task: str, *, stop_after: int | None = None) -> list[str]:
     """Send a task whose pool process dies under it; return its runs.
 
-    One prefork worker with one pool process. With ``stop_after`` the worker
-    is stopped once the task has run that often; otherwise the case ends when
-    the task has failed and RabbitMQ holds no copy of it, ready or unacked.
+    One prefork worker with two pool processes. With ``stop_after`` the worker
+    is killed once the task has run that often. Otherwise, once the task has
+    failed, a second task shows the worker has moved on; then the worker is
+    killed, and the queue shows whether any copy of the task was left unacked.
     """
     queue, log, url = lab.queue("tasks"), lab.journal.key("log"), lab.journal.url
-    with lab.worker({}, "a", queue, pool="prefork") as a:
+    after = lab.journal.key("after")
+    with lab.worker({}, "a", queue, pool="prefork", concurrency=2) as a:
         lab.send({}, task, queue, url, log)
         if stop_after is not None:
             wait_until(lambda: len(lab.lines(log)) >= stop_after, TIMEOUT, "runs")
             a.kill()
             return lab.lines(log)[:stop_after]
         wait_until(lambda: "handler raised error" in a.log(), TIMEOUT, "failure")
-        wait_until(lambda: rabbitmq_counts(queue) == (0, 0), TIMEOUT, "no copy")
+        lab.send({}, "step", queue, url, after, "next")
+        lab.wait_for(after, "end next a")
         failed = re.findall(r"Task handler raised error: (.*)", a.log())
-    return [*lab.lines(log), f"then: {failed[-1] if failed else 'nothing'}"]
+        a.kill()
+    wait_until(lambda: consumer_count(lab.broker, queue) == 0, TIMEOUT, "no consumer")
+    return [
+        *lab.lines(log),
+        f"then: {failed[-1] if failed else 'nothing'}",
+        f"left in the queue after the worker is gone: {ready_count(lab.broker, queue)}",
+    ]
 
 
 # --8<-- [end:poison-run]

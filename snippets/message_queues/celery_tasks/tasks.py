@@ -85,7 +85,7 @@ def poison_requeue(self: Task, url: str, log: str) -> None:
     bind=True,
     acks_late=True,
     retry_on_worker_lost=True,  # Celery 5.7
-    max_retries=2,
+    max_retries=1,
     default_retry_delay=0,  # default 180 s
 )
 def poison_retry(self: Task, url: str, log: str) -> None:
