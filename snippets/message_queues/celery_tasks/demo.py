@@ -144,15 +144,22 @@ def who_ran_what(
 ) -> dict[str, list[str]]:
     """A long task and ``shorts`` short ones; worker b starts once a is busy.
 
-    Returns, per worker, the tasks it ran in the order they finished.
+    Worker a (one pool process) may hold ``worker_prefetch_multiplier``
+    unacked messages, plus the long task once an early ack has released it;
+    b starts when the queue shows that a has taken all of those. Returns, per
+    worker, the tasks it ran in the order they finished.
     """
     queue, log, gate = lab.queue("tasks"), lab.journal.key("log"), lab.journal.key("g")
     url = lab.journal.url
     lab.send(conf, "step", queue, url, log, "long", gate)
     for i in range(1, shorts + 1):
         lab.send(conf, "step", queue, url, log, f"s{i}")
+    window = conf.get("worker_prefetch_multiplier", 4)
+    held = window + (0 if conf.get("task_acks_late") else 1)
     with lab.worker(conf, "a", queue, pool="prefork") as a:
         lab.wait_for(log, "start long a")
+        left = shorts + 1 - held
+        wait_until(lambda: ready_count(lab.broker, queue) == left, TIMEOUT, "window")
         with lab.worker(conf, "b", queue, pool="prefork"):
             lab.wait_for(log, f"end s{shorts} b")  # b ran all it could get
             lab.open_gate(gate)
