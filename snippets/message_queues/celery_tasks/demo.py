@@ -205,7 +205,7 @@ def show_prefetch() -> list[str]:
 
 # --8<-- [start:eta]
 def eta_runs(
-    lab: Lab, timeout: int, *, other: int | None = None, countdown: float = 5
+    lab: Lab, timeout: int, *, other: int | None = None, countdown: float = 7
 ) -> list[str]:
     """One task with a countdown on the Redis broker; returns the journal.
 
@@ -253,12 +253,12 @@ def eta_lines(label: str, lines: list[str]) -> list[str]:
 def show_eta() -> list[str]:
     lines = []
     with redis_lab() as lab:
-        lines += eta_lines("countdown 5 s, visibility_timeout 3 s", eta_runs(lab, 3))
+        lines += eta_lines("countdown 7 s, visibility_timeout 4 s", eta_runs(lab, 4))
     with redis_lab() as lab:
-        lines += eta_lines("countdown 5 s, visibility_timeout 60 s", eta_runs(lab, 60))
+        lines += eta_lines("countdown 7 s, visibility_timeout 60 s", eta_runs(lab, 60))
     with redis_lab() as lab:
-        got = eta_runs(lab, 60, other=3)
-    lines += eta_lines("countdown 5 s, a: 60 s, b (another queue): 3 s", got)
+        got = eta_runs(lab, 60, other=4)
+    lines += eta_lines("countdown 7 s, a: 60 s, b (another queue): 4 s", got)
     return lines
 
 
