@@ -21,7 +21,7 @@ RELIABLE: dict[str, Any] = {
     "worker_prefetch_multiplier": 1,
     # When a pool process dies under a task, send the task again like
     # Task.retry() would, so max_retries bounds a task that kills its worker.
-    # (Celery 5.7; task_reject_on_worker_lost=True requeues without a bound.)
+    # (Celery 5.7.0; task_reject_on_worker_lost=True requeues without a bound.)
     "task_retry_on_worker_lost": True,
 }
 # --8<-- [end:reliable]
