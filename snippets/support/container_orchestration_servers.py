@@ -30,6 +30,7 @@ from snippets.support.container_orchestration_service import (
     Requests,
     exit_text,
 )
+from snippets.support.processes import kill_session
 
 __all__ = [
     "ASGI_APP",
@@ -123,11 +124,7 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL to the whole session: master and workers, like a runtime."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
+        kill_session(self.proc)
 
     def rest(self) -> list[str]:
         """The whole log, once the process has exited."""

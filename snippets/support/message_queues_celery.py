@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from celery.signals import worker_ready  # type: ignore[import-untyped]
 
 from snippets.message_queues.celery_tasks.tasks import app
 from snippets.support import services
+from snippets.support.processes import kill_session
 
 __all__ = [
     "TIMEOUT",
@@ -116,11 +116,7 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool processes, like a lost node or pod."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
+        kill_session(self.proc)
 
 
 @contextmanager

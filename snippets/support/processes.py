@@ -1,11 +1,15 @@
-"""Child processes in demos and tests: read what a child prints, with a deadline."""
+"""Child processes in demos and tests: read what a child prints, with a deadline;
+kill a child's whole session."""
 
 from __future__ import annotations
 
+import os
 import selectors
+import signal
 import subprocess
+from typing import Any
 
-__all__ = ["read_line"]
+__all__ = ["kill_session", "read_line"]
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
@@ -23,3 +27,14 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
     if not line:
         raise RuntimeError(f"child {proc.pid} exited with {proc.wait(timeout=5)}")
     return line.strip()
+
+
+def kill_session(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """SIGKILL a child started with ``start_new_session=True`` and everything
+    in its session (a master and its workers), as a runtime kills a container;
+    then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=timeout)
