@@ -67,6 +67,7 @@ class Visit:
     loads: int
     chunk_requests: list[tuple[str, str, int]] = field(default_factory=list)
     route_chunks: frozenset[str] = frozenset()
+    storage: dict[str, str] = field(default_factory=dict)
 
 
 def _bed(page: Page) -> Any:
@@ -94,6 +95,7 @@ def visit(
     spa_fallback: bool = False,
     broken_v2: bool = False,
     abort_once: bool = False,
+    unreachable: bool = False,
     stop_after_loads: int = 6,
     loop_expected: bool = False,
 ) -> Visit:
@@ -101,7 +103,8 @@ def visit(
 
     ``broken_v2`` deletes v2's own chunk of the route too (a broken release);
     ``abort_once`` makes the first request for the v1 chunk fail at the
-    network level (Playwright aborts it) while nothing is deployed. With
+    network level (Playwright aborts it) while nothing is deployed;
+    ``unreachable`` aborts every request for it, the HEAD of a check included. With
     ``loop_expected`` the visit ends only after ``stop_after_loads`` loads
     (a page that reloads in a loop may show an error just before it unloads).
     """
@@ -127,11 +130,11 @@ def visit(
         page.goto(f"{host.url}?fix={fix}")
         page.wait_for_function("() => window.bed !== undefined")
         chunk = route_chunk(built.v1)
-        if abort_once:
+        if abort_once or unreachable:
             state = {"aborted": 0}
 
             def flaky(route: Route) -> None:
-                if state["aborted"] == 0:
+                if state["aborted"] == 0 or unreachable:
                     state["aborted"] += 1
                     route.abort("connectionreset")
                 else:
@@ -151,10 +154,20 @@ def visit(
                 results = list(bed["results"])
                 break
             page.wait_for_timeout(25)  # poll the page; not a synchronisation
+        storage = _storage(page)
         context.close()
         requests = [r for r in host.requests if r[1].endswith(".js")]
     chunks = frozenset({route_chunk(built.v1), route_chunk(built.v2)})
-    return Visit(results, sorted(set(console)), loads, requests, chunks)
+    return Visit(results, sorted(set(console)), loads, requests, chunks, storage)
+
+
+def _storage(page: Page) -> dict[str, str]:
+    """The tab's sessionStorage at the end of the visit (empty mid-navigation)."""
+    try:
+        found: dict[str, str] = page.evaluate("() => ({...sessionStorage})")
+    except Exception:  # the document went away under evaluate: a reload
+        return {}
+    return found
 
 
 def _relative(build: Path, name: str) -> str:

@@ -218,7 +218,10 @@ def serve(root: Path, *, spa_fallback: bool = False) -> Iterator[Host]:
     )
     server = _Server(("127.0.0.1", 0), handler)
     host.url = f"http://127.0.0.1:{server.server_address[1]}/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the loop's next turn.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield host

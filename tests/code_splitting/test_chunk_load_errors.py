@@ -124,6 +124,7 @@ def test_reload_once_moves_the_tab_to_the_new_release(
     seen = visit(chromium, builds[bundler], fix="reload")
     assert seen.results == ["ok: release v2"]
     assert seen.loads == 2
+    assert seen.storage == {}, "the guard is cleared once the route rendered"
 
 
 @pytest.mark.parametrize("bundler", BUNDLERS)
@@ -134,6 +135,7 @@ def test_reload_once_stops_after_the_second_failure(
     (error,) = seen.results
     assert error.startswith(VITE_ERROR if bundler == "vite" else "ChunkLoadError")
     assert seen.loads == 2  # one reload, then the error, not a loop
+    assert list(seen.storage) == ["chunk-load-reloaded"]
 
 
 @pytest.mark.parametrize("bundler", BUNDLERS)
@@ -159,6 +161,26 @@ def test_classify_retries_a_network_blip_in_place(
     ]
     # The aborted GET never reached the host; then HEAD (present), then the retry.
     assert methods == ["HEAD", "GET"]
+
+
+@pytest.mark.parametrize("bundler", BUNDLERS)
+def test_classify_does_not_reload_when_the_host_is_unreachable(
+    chromium: Any, builds: dict[str, Releases], bundler: str
+) -> None:
+    seen = visit(chromium, builds[bundler], fix="classify", unreachable=True)
+    (error,) = seen.results
+    assert error.startswith(VITE_ERROR if bundler == "vite" else "ChunkLoadError")
+    assert seen.loads == 1  # a reload would only swap the app for an error page
+    assert seen.storage == {}  # the one reload is kept for a real deploy
+
+
+@pytest.mark.parametrize("bundler", BUNDLERS)
+def test_reload_once_spends_its_reload_when_the_host_is_unreachable(
+    chromium: Any, builds: dict[str, Releases], bundler: str
+) -> None:
+    seen = visit(chromium, builds[bundler], fix="reload", unreachable=True)
+    assert len(seen.results) == 1
+    assert seen.loads == 2
 
 
 @pytest.mark.parametrize("bundler", BUNDLERS)

@@ -44,9 +44,11 @@ FIXES: list[tuple[str, str, dict[str, Any]]] = [
     ("reload once", "v1 deleted", {"fix": "reload"}),
     ("reload once", "v2 broken", {"fix": "reload", "broken_v2": True}),
     ("reload once", "reset once", {"fix": "reload", "abort_once": True}),
+    ("reload once", "unreachable", {"fix": "reload", "unreachable": True}),
     ("classify", "v1 deleted", {"fix": "classify"}),
     ("classify", "index.html", {"fix": "classify", "spa_fallback": True}),
     ("classify", "reset once", {"fix": "classify", "abort_once": True}),
+    ("classify", "unreachable", {"fix": "classify", "unreachable": True}),
 ]
 STOP_AFTER_LOADS = 6
 
