@@ -69,3 +69,13 @@ def test_eslint_catches_an_undefined_name(web_bed: Path) -> None:
     )
     assert run.returncode == 1, run.stdout + run.stderr
     assert "'undefinedName' is not defined" in run.stdout
+
+
+def test_pages_include_javascript_sections_marked_with_line_comments() -> None:
+    from tools.page_checks import include_problem
+
+    js = "snippets/code_splitting/chunk_load_errors/reload-once.js"
+    assert include_problem(f"{js}:guard") is None
+    assert include_problem(f"{js}:nosuch") == (
+        "section 'nosuch' is not in " + js.replace(":", "")
+    )
