@@ -98,6 +98,7 @@ def visit(
     unreachable: bool = False,
     stop_after_loads: int = 6,
     loop_expected: bool = False,
+    min_loads: int = 1,
 ) -> Visit:
     """Open v1, deploy v2, follow the link to the lazy route; report.
 
@@ -106,7 +107,9 @@ def visit(
     network level (Playwright aborts it) while nothing is deployed;
     ``unreachable`` aborts every request for it, the HEAD of a check included. With
     ``loop_expected`` the visit ends only after ``stop_after_loads`` loads
-    (a page that reloads in a loop may show an error just before it unloads).
+    (a page that reloads in a loop may show an error just before it unloads);
+    ``min_loads`` ignores results until the document loaded that often (a
+    handler that reloads and rethrows shows an error on the page it leaves).
     """
     console: list[str] = []
     loads = 0
@@ -150,15 +153,32 @@ def visit(
         results: list[str] = []
         while time.monotonic() < deadline and loads < stop_after_loads:
             bed = _bed(page)
-            if bed and bed["results"] and not loop_expected:
+            settled = bed and bed["results"] and loads >= min_loads
+            if settled and not loop_expected:
                 results = list(bed["results"])
                 break
             page.wait_for_timeout(25)  # poll the page; not a synchronisation
         storage = _storage(page)
+        counted = loads  # about:blank below loads a document too
+        if counted >= stop_after_loads:
+            _stop(page)
         context.close()
         requests = [r for r in host.requests if r[1].endswith(".js")]
     chunks = frozenset({route_chunk(built.v1), route_chunk(built.v2)})
-    return Visit(results, sorted(set(console)), loads, requests, chunks, storage)
+    return Visit(results, sorted(set(console)), counted, requests, chunks, storage)
+
+
+def _stop(page: Page) -> None:
+    """End a reload loop before closing: closing a tab mid-storm can hang.
+
+    Every request now fails, so the next reload ends on Chromium's error page,
+    where no script runs; then the tab leaves for about:blank.
+    """
+    page.route("**/*", lambda route: route.abort())
+    try:
+        page.goto("about:blank", wait_until="commit", timeout=10_000)
+    except Exception:  # a navigation of the loop won the race: blank is enough
+        pass
 
 
 def _storage(page: Page) -> dict[str, str]:

@@ -35,7 +35,7 @@ from snippets.support.code_splitting_chunk_load import (
 FIXES: list[tuple[str, str, dict[str, Any]]] = [
     ("no handler", "v1 deleted", {}),
     ("grace period 1 h", "v1 kept", {"grace": timedelta(hours=1)}),
-    ("naive reload", "v1 deleted", {"fix": "naive"}),
+    ("naive reload", "v1 deleted", {"fix": "naive", "min_loads": 2}),
     (
         "naive reload",
         "v2 broken",
