@@ -24,6 +24,7 @@ import fcntl
 import functools
 import hashlib
 import http.server
+import importlib.util
 import os
 import re
 import shutil
@@ -235,6 +236,12 @@ def browser() -> Iterator[Browser]:
     """Debian's Chromium under Playwright (tools/browser.py), or unavailable."""
     from tools import browser as chromium
 
+    if importlib.util.find_spec("playwright") is None:
+        raise ServiceUnavailable(
+            "Playwright is not installed in this Python: install the pinned "
+            "version with `pip install --require-hashes --no-deps -r "
+            "requirements/test.lock` (tests/python_matrix.py adds it to its venvs)"
+        )
     try:
         chromium.require()
     except chromium.NoChromium as error:
