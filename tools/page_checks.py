@@ -62,6 +62,8 @@ HEADING_ID = re.compile(r"\{\s*[^}]*#(?P<id>[A-Za-z0-9_.:-]+)[^}]*\}\s*$")
 INCLUDE = re.compile(r"""^\s*-{1,}8<-{1,}\s+(?P<q>["'])(?P<target>[^"']+)(?P=q)\s*$""")
 SECTION_START = "# --8<-- [start:{}]"
 SECTION_END = "# --8<-- [end:{}]"
+# The comment that marks a section, by the included file's suffix.
+COMMENT = {".js": "//", ".mjs": "//", ".ts": "//"}
 
 
 @dataclass(frozen=True)
@@ -207,9 +209,12 @@ def include_problem(target: str) -> str | None:
         )
     if section is not None:
         text = path.read_text()
-        if SECTION_START.format(section) not in text:
+        comment = COMMENT.get(path.suffix, "#")
+        start, end = SECTION_START.format(section), SECTION_END.format(section)
+        start, end = (comment + m.removeprefix("#") for m in (start, end))
+        if start not in text:
             return f"section {section!r} is not in {path.relative_to(ROOT)}"
-        if SECTION_END.format(section) not in text:
+        if end not in text:
             return f"section {section!r} in {path.relative_to(ROOT)} has no end marker"
     return None
 

@@ -70,10 +70,12 @@ class Pattern:
         return STAMPS / self.topic / f"{self.name}.json"
 
     def files(self) -> list[Path]:
-        """The snippet module (or every .py of the package) and the test module."""
+        """The snippet module (or every .py and .js of the package) and the test."""
         module = ROOT / "snippets" / self.topic / f"{self.name}.py"
         package = module.with_suffix("")
-        found = sorted(package.rglob("*.py")) if package.is_dir() else [module]
+        # A package's JavaScript, which its tests build and run, counts too.
+        code = ("*.py", "*.js") if package.is_dir() else ()
+        found = sorted(p for kind in code for p in package.rglob(kind)) or [module]
         return [path for path in [*found, self.test] if path.is_file()]
 
     def digest(self) -> str:
