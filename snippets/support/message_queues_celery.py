@@ -118,6 +118,11 @@ class Worker:
         """SIGKILL the worker and its pool processes, like a lost node or pod."""
         kill_session(self.proc)
 
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM: Celery's warm shutdown, which sends the acks it still holds."""
+        self.proc.terminate()
+        self.proc.wait(timeout=timeout)
+
 
 @contextmanager
 def worker(

@@ -98,8 +98,9 @@ def poison_runs(lab: Lab, task: str, *, stop_after: int | None = None) -> list[s
 
     One prefork worker with two pool processes. With ``stop_after`` the worker
     is killed once the task has run that often. Otherwise, once the task has
-    failed, a second task shows the worker has moved on; then the worker is
-    killed, and the queue shows whether any copy of the task was left unacked.
+    failed, a second task shows the worker has moved on; then the worker stops
+    (a warm shutdown sends the acks it still holds), and the queue shows
+    whether any copy of the task was left behind.
     """
     queue, log, url = lab.queue("tasks"), lab.journal.key("log"), lab.journal.url
     after = lab.journal.key("after")
@@ -113,7 +114,7 @@ def poison_runs(lab: Lab, task: str, *, stop_after: int | None = None) -> list[s
         lab.send({}, "step", queue, url, after, "next")
         lab.wait_for(after, "end next a")
         failed = re.findall(r"Task handler raised error: (.*)", a.log())
-        a.kill()
+        a.stop()
     wait_until(lambda: consumer_count(lab.broker, queue) == 0, TIMEOUT, "no consumer")
     return [
         *lab.lines(log),
