@@ -42,23 +42,6 @@ JOBS = int(os.environ.get("MATRIX_JOBS", "3"))
 WORKERS = os.environ.get("MATRIX_WORKERS", "1")
 LOCK = ROOT / "requirements" / "snippets.lock"
 LOGS = ROOT / ".reports"
-# The pattern tests that run in Chromium (tests/code_splitting/conftest.py)
-# drive it with Playwright, which the locks keep in the pdf group; its pinned
-# lines (version and hashes) are taken from test.lock into each venv as well.
-FULL_LOCK = ROOT / "requirements" / "test.lock"
-BROWSER_PACKAGES = ("playwright",)
-
-
-def browser_requirements() -> str:
-    """The lines of test.lock that pin BROWSER_PACKAGES, hashes included."""
-    kept: list[str] = []
-    keeping = False
-    for line in FULL_LOCK.read_text().splitlines():
-        if not line.startswith((" ", "\t")):
-            keeping = line.split("==", 1)[0] in BROWSER_PACKAGES
-        if keeping and not line.lstrip().startswith("#"):
-            kept.append(line)
-    return "\n".join(kept) + "\n"
 
 
 def find_python(version: str) -> str | None:
@@ -76,9 +59,8 @@ def find_python(version: str) -> str | None:
 
 def venv_for(version: str, python: str, log: IO[str]) -> Path:
     venv = ROOT / f".venv-{version}"
-    stamp = venv / ".installed-snippets+browser"
-    newest = max(LOCK.stat().st_mtime, FULL_LOCK.stat().st_mtime)
-    if stamp.exists() and stamp.stat().st_mtime >= newest:
+    stamp = venv / ".installed-snippets"
+    if stamp.exists() and stamp.stat().st_mtime >= LOCK.stat().st_mtime:
         return venv
     subprocess.run([python, "-m", "venv", "--clear", str(venv)], check=True)
     python_venv = str(venv / "bin" / "python")
@@ -90,15 +72,12 @@ def venv_for(version: str, python: str, log: IO[str]) -> Path:
         "--quiet",
         "--disable-pip-version-check",
     ]
-    browser = venv / "browser.lock"
-    browser.write_text(browser_requirements())
-    for lock in (LOCK, browser):
-        subprocess.run(
-            [*pip, "--require-hashes", "--no-deps", "-r", str(lock)],
-            check=True,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    subprocess.run(
+        [*pip, "--require-hashes", "--no-deps", "-r", str(LOCK)],
+        check=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     stamp.touch()
     return venv
 
