@@ -33,11 +33,11 @@ from snippets.webhook_design.verify_then_dedupe import signature_headers
 __all__ = ["BODY", "FORM", "SECRET", "endpoints"]
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a fixed test secret
-# Indented, keys not sorted, a \u escape and 10.50: as a provider might send.
+# Indented, keys not sorted, UTF-8 text and 10.50: as a provider might send.
 BODY = (
-    b'{\n  "type": "invoice.paid",\n  "id": "evt_1",\n'
-    b'  "customer": "Jos\\u00e9",\n  "amount": 10.50\n}\n'
-)
+    '{\n  "type": "invoice.paid",\n  "id": "evt_1",\n'
+    '  "customer": "José",\n  "amount": 10.50\n}\n'
+).encode()
 FORM = b"type=invoice.paid&id=evt_2&customer=Jos%C3%A9"
 MULTIPART = (
     b'--b\r\nContent-Disposition: form-data; name="type"\r\n\r\n'
@@ -109,8 +109,8 @@ def show_body() -> list[str]:
     """The signed bytes and one re-serialisation of them."""
     again = json.dumps(json.loads(BODY)).encode()
     return [
-        f"signed   {len(BODY):>3} bytes: {BODY!r}",
-        f"verified {len(again):>3} bytes: {again!r}",
+        f"signed   {len(BODY):>3} bytes: {BODY.decode()!r}",
+        f"verified {len(again):>3} bytes: {again.decode()!r}",
     ]
 
 
