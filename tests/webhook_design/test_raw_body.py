@@ -177,3 +177,9 @@ def test_flask_has_no_body_limit_until_max_content_length() -> None:
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     with serve_wsgi(app) as base:
         assert deliver(f"{base}/webhook", body)[0] == 413
+
+
+def test_fastapi_reads_any_size_unless_you_cap_it(urls: dict[str, str]) -> None:
+    body = BODY + b" " * 3_000_000  # Starlette's request.body() has no limit
+    answer = deliver(urls["fastapi await request.body()"], body)
+    assert answer == (200, "accepted invoice.paid")
