@@ -158,6 +158,7 @@ def __getattr__(name: str) -> Any:
     return [
         path("django/webhook", django_webhook),
         path("django/broken", django_reserialized),
+        path("django/no-csrf-exempt", django_webhook.__wrapped__),
         path("drf/webhook", DrfWebhookView.as_view()),
         path("drf/broken-data", DrfDataView.as_view()),
         path("drf/broken-body-after-data", DrfBodyAfterDataView.as_view()),

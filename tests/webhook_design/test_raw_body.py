@@ -165,6 +165,9 @@ def test_django_refuses_a_body_over_data_upload_max_memory_size(
     status, _ = deliver(urls["django request.body"], over)
     print(f"Django with {len(over)} bytes: {status}")
     assert status == 400
+    # DRF 3.17.2+ parses request.data from request.body: the same limit holds.
+    for label in ("drf request.body", "drf json.dumps(request.data)"):
+        assert deliver(urls[label], over)[0] == 400
 
 
 def test_flask_has_no_body_limit_until_max_content_length() -> None:
@@ -183,3 +186,10 @@ def test_fastapi_reads_any_size_unless_you_cap_it(urls: dict[str, str]) -> None:
     body = BODY + b" " * 3_000_000  # Starlette's request.body() has no limit
     answer = deliver(urls["fastapi await request.body()"], body)
     assert answer == (200, "accepted invoice.paid")
+
+
+def test_django_view_needs_csrf_exempt(urls: dict[str, str]) -> None:
+    base = urls["django request.body"].removesuffix("/django/webhook")
+    status, _ = deliver(f"{base}/django/no-csrf-exempt", BODY)
+    print(f"the same view without csrf_exempt: {status}")
+    assert status == 403  # CsrfViewMiddleware: a webhook carries no CSRF token
