@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import http.client
+import inspect
 import logging
 import socket
 import socketserver
@@ -158,7 +159,7 @@ def __getattr__(name: str) -> Any:
     return [
         path("django/webhook", django_webhook),
         path("django/broken", django_reserialized),
-        path("django/no-csrf-exempt", django_webhook.__wrapped__),
+        path("django/no-csrf-exempt", inspect.unwrap(django_webhook)),
         path("drf/webhook", DrfWebhookView.as_view()),
         path("drf/broken-data", DrfDataView.as_view()),
         path("drf/broken-body-after-data", DrfBodyAfterDataView.as_view()),
