@@ -38,6 +38,21 @@ class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def handle(self) -> None:
+        super().handle()
+        # Lingering close, as nginx does it: an app that answers 400 or 413
+        # without reading the body leaves bytes unread, and closing then
+        # sends a reset that can destroy the answer before the client reads
+        # it. Half-close, drain what the client still sends, then close.
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(2.0)
+            while self.connection.recv(65536):
+                pass
+        except OSError:
+            pass
+
 
 @contextmanager
 def serve_wsgi(app: WSGIApp) -> Iterator[str]:

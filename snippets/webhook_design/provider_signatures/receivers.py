@@ -21,6 +21,7 @@ from snippets.webhook_design.provider_signatures.schemes import (
 __all__ = ["ProviderSecrets", "create_receiver_app", "public_url"]
 
 
+# --8<-- [start:secrets]
 @dataclass(frozen=True)
 class ProviderSecrets:
     """One secret per provider *and* per endpoint and mode: a Stripe endpoint
@@ -31,6 +32,9 @@ class ProviderSecrets:
     slack_signing_secret: str
     twilio_auth_token: str
     public_base_url: str  # the scheme and host the provider calls, no slash
+
+
+# --8<-- [end:secrets]
 
 
 # --8<-- [start:url]
@@ -56,7 +60,7 @@ def create_receiver_app(secrets: ProviderSecrets) -> Flask:
     def stripe_webhook() -> tuple[str, int]:
         try:
             event = stripe.Webhook.construct_event(
-                request.get_data(),  # bytes as received; str(bytes) also fails
+                request.get_data(),  # the bytes as received, not parsed
                 request.headers.get("Stripe-Signature"),
                 secrets.stripe_endpoint_secret,  # tolerance: 300 s by default
             )
