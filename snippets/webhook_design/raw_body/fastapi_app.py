@@ -21,8 +21,8 @@ def create_fastapi_app(secrets: Sequence[str]) -> FastAPI:
 
     @app.post("/webhook", response_class=PlainTextResponse)
     async def webhook(request: Request) -> PlainTextResponse:
-        # No body parameter (no model, no dict): FastAPI would parse the JSON
-        # and the signed bytes would be gone from your handler.
+        # No body parameter (no model, no dict): take the bytes, not values
+        # that you would have to re-encode.
         raw = await request.body()
         try:
             verifier.verify(dict(request.headers), raw)

@@ -20,7 +20,7 @@ def create_flask_app(secrets: Sequence[str]) -> Flask:
 
     @app.post("/webhook")
     def webhook() -> tuple[str, int]:
-        raw = request.get_data()  # the bytes, cached; request.form reuses them
+        raw = request.get_data()  # first: request.form would consume the stream
         try:
             verifier.verify(dict(request.headers), raw)
         except VerificationError as error:
