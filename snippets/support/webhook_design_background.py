@@ -33,7 +33,15 @@ from snippets.webhook_design.acknowledge_fast import Delivery, Inbox
 from snippets.webhook_design.background_after_response import create_inbox_app
 from snippets.webhook_design.background_after_response.broken import create_app
 
-__all__ = ["MODES", "CrashResult", "crash_after_2xx", "effects"]
+__all__ = [
+    "MODES",
+    "ROOT",
+    "CrashResult",
+    "crash_after_2xx",
+    "effects",
+    "post_delivery",
+    "start_child",
+]
 
 MODES = ["background-tasks", "create-task", "inbox"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +61,7 @@ def effects(directory: Path) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def _serve(mode: str, fd: int, directory: Path, work: float) -> None:
+def _serve(mode: str, fd: int, directory: Path, work: float, extra: list[str]) -> None:
     record = record_effect(directory / "effects.sqlite3", 0)
 
     async def slow_work(delivery_id: str, body: bytes) -> None:
@@ -64,7 +72,18 @@ def _serve(mode: str, fd: int, directory: Path, work: float) -> None:
         time.sleep(work)
         record(delivery)
 
-    if mode == "inbox":
+    def slow_handler_for_ids(delivery_id: str, body: bytes) -> None:
+        slow_handler(Delivery(delivery_id, body, 1))  # runs in the worker only
+
+    if mode == "celery":
+        from snippets.webhook_design.background_after_response.celery_route import (
+            create_celery,
+            create_celery_app,
+        )
+
+        queue, broker = extra[extra.index("--queue") + 1], extra[-1]
+        app = create_celery_app(create_celery(broker, queue, slow_handler_for_ids))
+    elif mode == "inbox":
         inbox = Inbox(directory / "inbox.sqlite3")
         app = create_inbox_app(inbox, slow_handler, poll=0.2, lease=LEASE)
     else:
@@ -86,7 +105,7 @@ class CrashResult:
         return len(self.answers) - self.done_after_restart
 
 
-def _post(port: int, mode: str, delivery_id: str) -> int:
+def post_delivery(port: int, mode: str, delivery_id: str) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         headers = {"webhook-id": delivery_id, "content-type": "application/json"}
@@ -98,12 +117,17 @@ def _post(port: int, mode: str, delivery_id: str) -> int:
         conn.close()
 
 
-def _start(
-    mode: str, sock: socket.socket, directory: Path, work: float
+def start_child(
+    mode: str,
+    sock: socket.socket,
+    directory: Path,
+    work: float,
+    extra: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """The harness under uvicorn on ``sock``, in a child process."""
     fd = sock.fileno()
     command = [sys.executable, "-m", __name__, "--mode", mode, "--fd", str(fd)]
-    command += ["--dir", str(directory), "--work", str(work)]
+    command += ["--dir", str(directory), "--work", str(work), *(extra or [])]
     return subprocess.Popen(command, cwd=ROOT, pass_fds=(fd,))
 
 
@@ -112,21 +136,21 @@ def crash_after_2xx(mode: str, directory: Path, deliveries: int = 5) -> CrashRes
     directory.mkdir(parents=True, exist_ok=True)
     with socket.create_server(("127.0.0.1", 0), backlog=64) as sock:
         port = sock.getsockname()[1]
-        first = _start(mode, sock, directory, work=60)  # still busy at the kill
+        first = start_child(mode, sock, directory, work=60)  # still busy at the kill
         try:
             ids = [f"evt_{n}" for n in range(1, deliveries + 1)]
-            answers = [_post(port, mode, delivery_id) for delivery_id in ids]
+            answers = [post_delivery(port, mode, delivery_id) for delivery_id in ids]
             before = len(effects(directory))
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=30)
-        second = _start(mode, sock, directory, work=0)
+        second = start_child(mode, sock, directory, work=0)
 
         def done() -> list[str]:
             return [e for e in effects(directory) if e != "probe"]
 
         try:
-            _post(port, mode, "probe")  # queued behind the N in the inbox
+            post_delivery(port, mode, "probe")  # queued behind the N in the inbox
             deadline = time.monotonic() + 30
             # The probe says the new process works. The inbox also gets its
             # in-progress delivery back when the lease runs out: wait for all.
@@ -144,12 +168,15 @@ def crash_after_2xx(mode: str, directory: Path, deliveries: int = 5) -> CrashRes
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--mode", choices=[*MODES, "celery"], required=True)
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--work", type=float, required=True)
+    parser.add_argument("--queue")
+    parser.add_argument("--broker")
     args = parser.parse_args()
-    _serve(args.mode, args.fd, args.dir, args.work)
+    extra = ["--queue", args.queue, "--broker", args.broker] if args.queue else []
+    _serve(args.mode, args.fd, args.dir, args.work, extra)
 
 
 if __name__ == "__main__":

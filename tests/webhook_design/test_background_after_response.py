@@ -16,10 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from snippets.support import services
 from snippets.support.webhook_design_background import (
     MODES,
     CrashResult,
     crash_after_2xx,
+)
+from snippets.support.webhook_design_background_celery import (
+    CeleryResult,
+    celery_crash,
 )
 from snippets.support.webhook_design_frameworks import post, serve_asgi
 from snippets.webhook_design.acknowledge_fast import Delivery, Inbox
@@ -28,6 +33,7 @@ from snippets.webhook_design.background_after_response import (
     create_inbox_app,
 )
 from snippets.webhook_design.background_after_response.demo import collected
+from tests.conftest import require_service
 
 N = 5
 
@@ -37,6 +43,20 @@ def crash(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CrashResult]:
     print(f"\nuvicorn {version('uvicorn')}, fastapi {version('fastapi')}")
     workdir = tmp_path_factory.mktemp("crash")
     return {mode: crash_after_2xx(mode, workdir / mode, N) for mode in MODES}
+
+
+@pytest.fixture(scope="module")
+def celery(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, CeleryResult]:
+    """The Celery route on RabbitMQ: web killed after 2xx, worker mid-task."""
+    require_service("rabbitmq")
+    print(f"\ncelery {version('celery')}, kombu {version('kombu')}")
+    workdir = tmp_path_factory.mktemp("celery")
+    results = {}
+    with services.rabbitmq() as mq:
+        for late in (False, True):
+            queue = mq.name(f"webhooks_{int(late)}")
+            results[late] = celery_crash(workdir / queue, mq.url, queue, acks_late=late)
+    return results
 
 
 @pytest.mark.parametrize("mode", ["background-tasks", "create-task"])
@@ -58,6 +78,21 @@ def test_the_inbox_loses_nothing_across_sigkill(
     assert result.done_before_kill == 0
     assert result.done_after_restart == N  # the in-progress one after its lease
     assert result.lost == 0
+
+
+def test_celery_keeps_published_work_when_the_web_process_dies(
+    celery: dict[bool, CeleryResult],
+) -> None:
+    for result in celery.values():
+        assert result.answers == [202] * N
+    assert celery[True].done == N  # nothing lost with the web process
+
+
+def test_celery_early_ack_loses_the_task_a_killed_worker_was_running(
+    celery: dict[bool, CeleryResult],
+) -> None:
+    assert celery[False].lost == 1  # evt_1: acknowledged as it started
+    assert celery[True].lost == 0  # task_acks_late: redelivered
 
 
 def test_a_task_without_a_reference_is_collected_while_it_waits() -> None:

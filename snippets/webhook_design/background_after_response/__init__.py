@@ -6,14 +6,20 @@
 * `create_inbox_app` is the fix: a FastAPI app that commits each delivery to
   the `Inbox` of acknowledge-fast before it answers 202, and drains it with
   an `InboxWorker` started in its lifespan.
+* `create_celery` and `create_celery_app`: the Celery variant, a route that
+  publishes one task per delivery (with publisher confirms) before its 202.
 
 The in-memory routes (``BackgroundTasks``, ``create_task``) are in
 ``broken.py``; the cases the page shows are in ``demo.py``.
 """
 
+from snippets.webhook_design.background_after_response.celery_route import (
+    create_celery,
+    create_celery_app,
+)
 from snippets.webhook_design.background_after_response.durable import (
     create_inbox_app,
 )
 from snippets.webhook_design.background_after_response.tasks import TaskSet
 
-__all__ = ["TaskSet", "create_inbox_app"]
+__all__ = ["TaskSet", "create_celery", "create_celery_app", "create_inbox_app"]

@@ -3,7 +3,10 @@
 ``python -m snippets.webhook_design.background_after_response.demo CASE``,
 with CASE one of ``crash`` (five deliveries to each route under uvicorn in a
 child process, SIGKILL after the 2xx answers, a restart, what was done) and
-``gc`` (a task with no strong reference, collected while it waits).
+``gc`` (a task with no strong reference, collected while it waits) and
+``celery`` (a route that publishes a Celery task, on RabbitMQ: the web
+process killed after its 2xx, then the worker killed mid-task, with and
+without ``task_acks_late``).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from snippets.support import services
 from snippets.support.cases import run_cases
 from snippets.support.webhook_design_background import MODES, crash_after_2xx
+from snippets.support.webhook_design_background_celery import celery_crash
 from snippets.webhook_design.background_after_response import TaskSet
 from snippets.webhook_design.background_after_response.broken import (
     fire_and_forget,
@@ -72,5 +77,15 @@ def show_crash() -> Iterator[str]:
             )
 
 
+def show_celery() -> Iterator[str]:
+    yield "task_acks_late | 2xx answers | done after both kills | lost"
+    with tempfile.TemporaryDirectory() as tmp, services.rabbitmq() as mq:
+        for late in (False, True):
+            queue = mq.name(f"webhooks_{int(late)}")
+            result = celery_crash(Path(tmp) / queue, mq.url, queue, acks_late=late)
+            ok = sum(200 <= status < 300 for status in result.answers)
+            yield f"{late} | {ok} | {result.done} | {result.lost}"
+
+
 if __name__ == "__main__":
-    sys.exit(run_cases({"crash": show_crash, "gc": show_gc}))
+    sys.exit(run_cases({"celery": show_celery, "crash": show_crash, "gc": show_gc}))
