@@ -49,7 +49,7 @@ def _wait(condition: str, check: Callable[[], bool], timeout: float = 180) -> No
     while not check():
         if time.monotonic() > deadline:  # bounded wait
             raise TimeoutError(condition)
-        time.sleep(0.05)
+        time.sleep(0.2)
 
 
 def _worker(
@@ -74,14 +74,19 @@ def _worker(
         )
 
 
-def _ready(broker: str, queue: str) -> int:
-    """Messages in `queue` that no consumer holds (RabbitMQ's ready count)."""
-    connection = pika.BlockingConnection(pika.URLParameters(broker))
-    try:
-        declared = connection.channel().queue_declare(queue, passive=True)
+class _ReadyCount:
+    """RabbitMQ's ready count of a queue, over one connection."""
+
+    def __init__(self, broker: str, queue: str) -> None:
+        self.connection = pika.BlockingConnection(pika.URLParameters(broker))
+        self.channel, self.queue = self.connection.channel(), queue
+
+    def __call__(self) -> int:
+        declared = self.channel.queue_declare(self.queue, passive=True)
         return int(declared.method.message_count)
-    finally:
-        connection.close()
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 def celery_crash(
@@ -106,17 +111,16 @@ def celery_crash(
     # (it then hands the worker evt_2, and 3 stay ready). Late ack: evt_1
     # stays unacknowledged while it runs, and 4 stay ready.
     ready = deliveries - (1 if acks_late else 2)
+    count = _ReadyCount(broker, queue)
     try:
         _wait(
             f"evt_1 running (worker log: {directory}/worker-600.log)",
-            lambda: (
-                (directory / "started-evt_1").exists()
-                and _ready(broker, queue) <= ready
-            ),
+            lambda: (directory / "started-evt_1").exists() and count() <= ready,
         )
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
+        count.close()
     with Celery(broker=broker) as publisher:  # no task registered here
         publisher.send_task("webhooks.process", ("probe", "{}"), queue=queue)
     second = _worker(directory, broker, queue, acks_late, work=0)

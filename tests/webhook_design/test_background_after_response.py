@@ -80,6 +80,7 @@ def test_the_inbox_loses_nothing_across_sigkill(
     assert result.lost == 0
 
 
+@pytest.mark.timeout(400)  # four worker starts: slow on a loaded machine
 def test_celery_keeps_published_work_when_the_web_process_dies(
     celery: dict[bool, CeleryResult],
 ) -> None:
@@ -88,6 +89,7 @@ def test_celery_keeps_published_work_when_the_web_process_dies(
     assert celery[True].done == N  # nothing lost with the web process
 
 
+@pytest.mark.timeout(400)
 def test_celery_early_ack_loses_the_task_a_killed_worker_was_running(
     celery: dict[bool, CeleryResult],
 ) -> None:
