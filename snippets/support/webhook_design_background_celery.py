@@ -75,18 +75,33 @@ def _worker(
 
 
 class _ReadyCount:
-    """RabbitMQ's ready count of a queue, over one connection."""
+    """RabbitMQ's ready count of a queue, over one connection (reopened if
+    the broker drops it: other tests on the machine restart RabbitMQ)."""
 
     def __init__(self, broker: str, queue: str) -> None:
-        self.connection = pika.BlockingConnection(pika.URLParameters(broker))
-        self.channel, self.queue = self.connection.channel(), queue
+        self.broker, self.queue = broker, queue
+        self.connection: pika.BlockingConnection | None = None
 
     def __call__(self) -> int:
-        declared = self.channel.queue_declare(self.queue, passive=True)
-        return int(declared.method.message_count)
+        try:
+            if self.connection is None or self.connection.is_closed:
+                params = pika.URLParameters(self.broker)
+                self.connection = pika.BlockingConnection(params)
+            channel = self.connection.channel()
+            declared = channel.queue_declare(self.queue, passive=True)
+            channel.close()
+            return int(declared.method.message_count)
+        except pika.exceptions.AMQPError:
+            self.close()
+            return sys.maxsize  # unknown: not ready yet
 
     def close(self) -> None:
-        self.connection.close()
+        if self.connection is not None and self.connection.is_open:
+            try:
+                self.connection.close()
+            except pika.exceptions.AMQPError:
+                pass
+        self.connection = None
 
 
 def celery_crash(
