@@ -61,7 +61,7 @@ def _worker(
     command = [sys.executable, "-m", "celery", "-A"]
     command += ["snippets.support.webhook_design_celery_worker", "worker"]
     command += ["--pool", "prefork", "--concurrency", "1", "-Q", queue]
-    command += ["--loglevel", "WARNING"]
+    command += ["--loglevel", "WARNING", "-n", f"{queue}.{work:g}@%h"]  # unique
     command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     with (directory / f"worker-{work:g}.log").open("ab") as log:  # for failures
         return subprocess.Popen(

@@ -43,3 +43,6 @@ app = create_celery(
     _work_then_record,
     acks_late=os.environ.get("ACKS_LATE") == "1",
 )
+# No pidbox queue: several test runs share the broker, and a killed worker's
+# exclusive remote-control queue would lock out the next one.
+app.conf.worker_enable_remote_control = False
