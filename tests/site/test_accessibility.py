@@ -38,8 +38,13 @@ def violations(page: Any, rules: list[str] | None = None) -> list[str]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
         # Off-screen code blocks skip rendering (content-visibility: auto in
-        # extra.css); render everything so that axe checks every colour.
-        page.add_style_tag(content="* { content-visibility: visible !important; }")
+        # extra.css); render everything so that axe checks every colour. And
+        # end the theme's colour transitions (code blocks fade their background
+        # in 125 ms): on a busy machine axe could read a colour half-way.
+        page.add_style_tag(
+            content="* { content-visibility: visible !important;"
+            " transition: none !important; }"
+        )
     options: dict[str, Any] = {"resultTypes": ["violations"]}
     if rules is not None:
         options["runOnly"] = {"type": "rule", "values": rules}
