@@ -102,7 +102,8 @@ def show_config() -> list[str]:
     with tempfile.TemporaryDirectory() as scratch:
         cache = ccache_env(Path(scratch))
         keys = ("compiler_check", "base_dir", "hash_dir", "max_size")
-        return [version, *(f"{key} = {config_value(key, cache)}" for key in keys)]
+        values = {key: config_value(key, cache) or "(empty)" for key in keys}
+        return [version, *(f"{key} = {value}" for key, value in values.items())]
 
 
 if __name__ == "__main__":
