@@ -2,6 +2,7 @@
 
     python -m snippets.build_optimization.compiler_cache.demo rebuild
     python -m snippets.build_optimization.compiler_cache.demo checkouts
+    python -m snippets.build_optimization.compiler_cache.demo debuginfo
     python -m snippets.build_optimization.compiler_cache.demo config
 
 Every case uses a private, empty ``CCACHE_DIR`` and the real ccache, gcc,
@@ -73,24 +74,37 @@ def show_rebuild() -> list[str]:
     return lines
 
 
-def show_checkouts() -> list[str]:
-    """One commit in two directories: without and with CCACHE_BASEDIR."""
-    lines = []
-    for name, build in tools().items():
-        lines.append(name)
-        for base, hash_dir, label in [
-            (False, True, "second checkout"),
-            (True, True, "  with base_dir"),
-            (True, False, "  and hash_dir = false"),
-        ]:
-            with tempfile.TemporaryDirectory() as scratch:
-                where = Path(scratch)
-                first = write_project(where / "ci-1" / "pkg", 4, 1, weight=1)
-                second = write_project(where / "ci-2" / "pkg", 4, 1, weight=1)
-                cache = ccache_env(where / "ccache", where if base else None, hash_dir)
-                counted(build, first.root, cache)
-                lines.append(row(label, counted(build, second.root, cache)))
+def second_checkout(
+    name: str, variants: list[tuple[bool, bool, str]], extensions: int
+) -> list[str]:
+    """Build one checkout, then an identical one beside it: count the second."""
+    build = tools()[name]
+    lines = [name]
+    for base, hash_dir, label in variants:
+        with tempfile.TemporaryDirectory() as scratch:
+            where = Path(scratch)
+            first = write_project(where / "ci-1" / "pkg", extensions, 1, weight=1)
+            second = write_project(where / "ci-2" / "pkg", extensions, 1, weight=1)
+            cache = ccache_env(where / "ccache", where if base else None, hash_dir)
+            counted(build, first.root, cache)
+            lines.append(row(label, counted(build, second.root, cache)))
     return lines
+
+
+def show_checkouts() -> list[str]:
+    """CMake (absolute source paths): without and with CCACHE_BASEDIR."""
+    variants = [(False, True, "second checkout"), (True, True, "  with base_dir")]
+    return second_checkout("cmake + ninja", variants, extensions=4)
+
+
+def show_debuginfo() -> list[str]:
+    """setuptools (Python's CFLAGS have -g): base_dir is not enough."""
+    variants = [
+        (False, True, "second checkout"),
+        (True, True, "  with base_dir"),
+        (True, False, "  and hash_dir = false"),
+    ]
+    return second_checkout("setuptools build_ext", variants, extensions=2)
 
 
 def show_config() -> list[str]:
@@ -108,4 +122,5 @@ def show_config() -> list[str]:
 
 if __name__ == "__main__":
     cases = {"rebuild": show_rebuild, "checkouts": show_checkouts}
-    sys.exit(run_cases({**cases, "config": show_config}))
+    cases |= {"debuginfo": show_debuginfo, "config": show_config}
+    sys.exit(run_cases(cases))
