@@ -28,26 +28,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def setuptools_python() -> str:
-    """An interpreter that has setuptools: this one, or the project's 3.11 venv.
+    """This interpreter, once it is known to have setuptools.
 
     Python 3.12 removed distutils and its venvs come without setuptools; the
-    build itself is a subprocess, so it may run on another interpreter.
+    project's locks install it (requirements/snippets.lock).
     """
     import importlib.util
 
     from snippets.support.services import ServiceUnavailable
 
-    if importlib.util.find_spec("setuptools") is not None:
-        return sys.executable
-    for venv in (".venv", ".venv-3.11"):
-        python = ROOT / venv / "bin" / "python"
-        if python.exists():
-            probe = subprocess.run([python, "-c", "import setuptools"])
-            if probe.returncode == 0:
-                return str(python)
-    raise ServiceUnavailable(
-        "no Python with setuptools; install it with `pip install setuptools`"
-    )
+    if importlib.util.find_spec("setuptools") is None:
+        raise ServiceUnavailable(
+            "no setuptools in this Python; install it with `pip install setuptools`"
+        )
+    return sys.executable
 
 
 def wrapped_cc(
