@@ -125,7 +125,13 @@ def build(bundler: str, app: str, out_dir: Path, release: str) -> Path:
     command = [str(bin_dir / "vite"), "build"] if bundler == "vite" else []
     command = command or [str(bin_dir / "webpack"), "--config", "webpack.config.js"]
     env = {"APP": app, "OUT_DIR": str(out_dir), "RELEASE": release}
-    _run(command, env=env)
+    # One build of the test bed at a time across processes: Vite 8 refuses to
+    # start while another Vite build of the same project runs ("Found another
+    # Vite build process for this project"), and the matrix builds from three
+    # Pythons at once.
+    with (WEB / ".build.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        _run(command, env=env)
     return out_dir
 
 

@@ -159,6 +159,23 @@ async ({cover, addresses, siteUrl}) => {
     delete figure.dataset.source;
   }
 
+  // The API reference stays on the web: on paper it repeats, signature by
+  // signature, the code the page has just shown. Each page's API section
+  // becomes a link to it (and links into it become text, below).
+  // (A chapter is a print-page section too: only the pages have addresses.)
+  for (const page of book.querySelectorAll("section.print-page[id]")) {
+    const url = addresses[page.id];
+    const blocks = page.querySelectorAll(":scope div.doc.doc-object.doc-module");
+    if (!url || !blocks.length) continue;
+    const note = document.createElement("p");
+    note.className = "cp-api-online";
+    const link = document.createElement("a");
+    link.href = link.textContent = url + "#api";
+    note.append("The API reference of this page is online: ", link, ".");
+    blocks[0].replaceWith(note);
+    blocks.forEach(block => block.remove());
+  }
+
   // Chapters: a navigation section whose first page is its overview. The
   // section's own heading repeats the overview's title, so it goes.
   for (const section of book.querySelectorAll("section.md-section")) {
@@ -238,23 +255,6 @@ async ({cover, addresses, siteUrl}) => {
     title.prepend(icon);
   }
   book.querySelectorAll("details").forEach(d => d.setAttribute("open", ""));
-
-  // The API reference stays on the web: on paper it repeats, signature by
-  // signature, the code the page has just shown. Each page's API section
-  // becomes a link to it (and links into it become text, below).
-  // (A chapter is a print-page section too: only the pages have addresses.)
-  for (const page of book.querySelectorAll("section.print-page[id]")) {
-    const url = addresses[page.id];
-    const blocks = page.querySelectorAll(":scope div.doc.doc-object.doc-module");
-    if (!url || !blocks.length) continue;
-    const note = document.createElement("p");
-    note.className = "cp-api-online";
-    const link = document.createElement("a");
-    link.href = link.textContent = url + "#api";
-    note.append("The API reference of this page is online: ", link, ".");
-    blocks[0].replaceWith(note);
-    blocks.forEach(block => block.remove());
-  }
 
   // Links. The plugin makes API references the site leaves unlinked
   // (Python's own types, say) into links to nowhere: they become text again,
