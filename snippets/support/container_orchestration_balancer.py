@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -28,7 +27,10 @@ from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from snippets.support.container_orchestration_service import get
+from snippets.support.processes import Lines
 
 __all__ = [
     "WINDOW",
@@ -44,22 +46,6 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[2]
 CHILDREN = "snippets.support.container_orchestration_children"
 WINDOW = 10  # requests sent while the balancer still routes to the old backend
-
-
-def get(port: int, path: str, timeout: float = 20.0) -> str:
-    """One request to ``127.0.0.1:port``; the status code or what went wrong."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-        return str(response.status)
-    except ConnectionRefusedError:
-        return "refused"
-    except (ConnectionResetError, http.client.RemoteDisconnected):
-        return "dropped"
-    finally:
-        conn.close()
 
 
 class Balancer:
@@ -246,27 +232,15 @@ class Backend:
         self.proc = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
         )
-        self._lines: queue.Queue[str] = queue.Queue()
         assert self.proc.stdout is not None
-        threading.Thread(
-            target=self._read, args=(self.proc.stdout,), daemon=True
-        ).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self._lines.put(line.rstrip("\n"))
+        self._lines = Lines(self.proc.stdout)
 
     def expect(self, prefix: str, timeout: float = 30.0) -> str:
         """Wait for the next line that starts with ``prefix`` and return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                line = self._lines.get(timeout=max(remaining, 0.01))
-            except queue.Empty:
-                raise TimeoutError(f"no line starting with {prefix!r}") from None
-            if line.startswith(prefix):
-                return line
+        line = self._lines.first(lambda line: line.startswith(prefix), timeout)
+        if line is None:
+            raise TimeoutError(f"no line starting with {prefix!r}")
+        return line
 
     def port(self) -> int:
         line = self.expect("listening on port ")

@@ -10,27 +10,24 @@ and reports what each client saw and how the server ended.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import IO
 
 from snippets.support.container_orchestration_service import (
     Gate,
     Requests,
     exit_text,
 )
-from snippets.support.processes import kill_session
+from snippets.support.processes import Lines, kill_session
 
 __all__ = [
     "ASGI_APP",
@@ -82,32 +79,17 @@ class Server:
             text=True,
             start_new_session=True,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
         assert self.proc.stderr is not None
-        self._reader = threading.Thread(
-            target=self._read, args=(self.proc.stderr,), daemon=True
-        )
-        self._reader.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.put(line.rstrip("\n"))
+        self.lines = Lines(self.proc.stderr)
 
     def expect(self, fragment: str, timeout: float = 15.0) -> str:
         """Wait for the next log line that contains `fragment`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                self.kill()
-                raise AssertionError(
-                    f"no log line with {fragment!r}; saw {self.log}"
-                ) from None
-            self.log.append(line)
-            if fragment in line:
-                return line
+        line = self.lines.first(lambda line: fragment in line, timeout)
+        if line is None:
+            self.kill()
+            seen = self.lines.seen
+            raise AssertionError(f"no log line with {fragment!r}; saw {seen}")
+        return line
 
     def port(self) -> int:
         line = self.expect("http://127.0.0.1:")
@@ -128,10 +110,7 @@ class Server:
 
     def rest(self) -> list[str]:
         """The whole log, once the process has exited."""
-        self._reader.join(timeout=5)
-        while not self.lines.empty():
-            self.log.append(self.lines.get_nowait())
-        return self.log
+        return self.lines.rest()
 
 
 def _env(gate: Gate, extra: dict[str, str] | None = None) -> dict[str, str]:

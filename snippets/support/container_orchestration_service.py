@@ -24,8 +24,8 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO
 
+from snippets.support.processes import Lines
 from snippets.support.services import ServiceUnavailable
 
 __all__ = [
@@ -124,13 +124,8 @@ class Service:
             stderr=subprocess.PIPE,
             text=True,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
         assert self.proc.stdout is not None
-        self._reader = threading.Thread(
-            target=self._read, args=(self.proc.stdout,), daemon=True
-        )
-        self._reader.start()
+        self.lines = Lines(self.proc.stdout)
 
     @classmethod
     def start(cls, *args: str, gate: Gate | None = None) -> Service:
@@ -140,33 +135,24 @@ class Service:
         stdin = subprocess.PIPE if args[0] == "pool" else None
         return cls(argv, stdin)
 
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.put(line.rstrip("\n"))
+    @property
+    def seen(self) -> list[str]:
+        return self.lines.seen
 
     def expect(self, prefix: str, timeout: float = 10.0) -> str:
         """Wait for the next line that starts with `prefix` and return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                self.kill()
-                raise AssertionError(
-                    f"no line starting with {prefix!r}; saw {self.seen}; "
-                    f"stderr: {self.stderr()}"
-                ) from None
-            self.seen.append(line)
-            if line.startswith(prefix):
-                return line
+        line = self.lines.first(lambda line: line.startswith(prefix), timeout)
+        if line is None:
+            self.kill()
+            raise AssertionError(
+                f"no line starting with {prefix!r}; saw {self.seen}; "
+                f"stderr: {self.stderr()}"
+            )
+        return line
 
     def rest(self) -> list[str]:
         """Every line so far and to the end of the output (after the exit)."""
-        self._reader.join(timeout=5)
-        lines = list(self.seen)
-        while not self.lines.empty():
-            lines.append(self.lines.get_nowait())
-        return lines
+        return list(self.lines.rest())
 
     def port(self) -> int:
         line = self.expect("listening on port ")

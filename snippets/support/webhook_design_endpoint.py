@@ -123,6 +123,12 @@ class Receiver:
                             if left <= 0:
                                 break
                             receiver._released.wait(min(left, 0.01))
+                finally:
+                    # Out of flight before the answer is written: once the
+                    # sender reads it, it may send the next request at once,
+                    # and that one must not find this one still counted.
+                    receiver._done()
+                try:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -130,8 +136,6 @@ class Receiver:
                     self.end_headers()
                 except OSError:
                     pass  # the sender timed out and closed the connection
-                finally:
-                    receiver._done()
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # keep test output clean
