@@ -114,7 +114,7 @@ def publish_all(channel: Channel, queue: str, bodies: list[bytes]) -> None:
 
 def read_all(channel: Channel, queue: str) -> list[tuple[str, dict[str, Any]]]:
     """Take every message from ``queue``: (body, headers), sorted by body."""
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     while True:
         method, properties, body = channel.basic_get(queue, auto_ack=True)
         if method is None:
@@ -167,7 +167,7 @@ def crash_between_copy_and_ack(
         )  # fmt: skip
         assert child.returncode == -signal.SIGKILL, child.stderr
         wait_until(lambda: consumers(channel, topology.work) == 0, timeout)
-        start, seen = time.monotonic(), []
+        start, seen = time.monotonic(), list[Delivery]()
         for method, props, body in deliveries(
             channel, topology.work, prefetch=1, timeout=timeout,
             until=lambda: len(seen) == 2,

@@ -8,6 +8,7 @@ crash between the confirmed copy and the ack duplicates instead of losing.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pika
@@ -56,7 +57,7 @@ def test_tiers_delay_each_retry_and_park_the_poison_message(
     assert [d.result for d in poison] == [
         "retry in 0.2 s", "retry in 0.5 s", "retry in 1 s", "retry in 1 s", "parked",
     ]  # fmt: skip
-    gaps = [b.at - a.at for a, b in zip(poison, poison[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(poison)]
     print("gaps between poison deliveries:", [round(g, 3) for g in gaps])
     for gap, delay in zip(gaps, (*DELAYS, DELAYS[-1]), strict=True):
         assert gap >= delay - 0.1  # held its TTL (`at` is taken after the confirm)
