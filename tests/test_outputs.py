@@ -35,12 +35,31 @@ def case_name(output: Path) -> str:
     return output.name.split(".", 1)[1].removesuffix(".txt")
 
 
-@pytest.mark.parametrize(
-    "output",
-    OUTPUT_FILES,
-    ids=lambda p: f"{p.parent.parent.name}/{p.stem}",
-)
-def test_output_file_is_what_the_demo_prints(output: Path) -> None:
+def on_nats(output: Path) -> bool:
+    """A NATS case: its demo calls ``services.nats(`` and its name says nats."""
+    _, source = demo_module(output)
+    uses = source.is_file() and "services.nats(" in source.read_text()
+    return uses and "nats" in case_name(output)
+
+
+# Each NATS case runs on the machine's server and on the venv's current one
+# (tests/conftest.py, `current_nats_url`): both must print the same output.
+def output_id(output: Path) -> str:
+    return f"{output.parent.parent.name}/{output.stem}"
+
+
+RUNS = [pytest.param(output, "", id=output_id(output)) for output in OUTPUT_FILES]
+RUNS += [
+    pytest.param(output, "nats-pypi", id=f"{output_id(output)}-nats-pypi")
+    for output in OUTPUT_FILES
+    if on_nats(output)
+]
+
+
+@pytest.mark.parametrize(("output", "server"), RUNS)
+def test_output_file_is_what_the_demo_prints(
+    output: Path, server: str, request: pytest.FixtureRequest
+) -> None:
     module, source = demo_module(output)
     case = case_name(output)
     assert source.is_file() and "run_cases(" in source.read_text(), (
@@ -48,6 +67,8 @@ def test_output_file_is_what_the_demo_prints(output: Path) -> None:
         f"{source.relative_to(ROOT)} must end with run_cases({{{case!r}: ...}})"
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONHASHSEED": "0"}
+    if server == "nats-pypi":
+        env["CP_NATS_URL"] = request.getfixturevalue("current_nats_url")
     run = subprocess.run(
         [sys.executable, "-m", module, case],
         cwd=ROOT,

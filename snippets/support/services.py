@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ __all__ = [
     "nats",
     "postgres",
     "rabbitmq",
+    "reachable",
     "redis",
     "require",
     "service_url",
@@ -90,15 +92,20 @@ def service_url(name: str) -> str:
 
 def require(name: str) -> str:
     """The service's URL, once a TCP connection to it succeeds."""
+    return reachable(name, service_url(name))
+
+
+def reachable(name: str, url: str) -> str:
+    """``url`` (of service ``name``), once a TCP connection to it succeeds."""
     service = SERVICES[name]
-    url = service_url(name)
-    host = url.split("@")[-1].split("//")[-1].split("/")[0].rsplit(":", 1)[0]
+    split = urllib.parse.urlsplit(url)
+    host, port = split.hostname or "127.0.0.1", split.port or service.port
     try:
-        with socket.create_connection((host, service.port), timeout=2):
+        with socket.create_connection((host, port), timeout=2):
             pass
     except OSError as error:
         raise ServiceUnavailable(
-            f"{service.label} at {host}:{service.port} is not available "
+            f"{service.label} at {host}:{port} is not available "
             f"({error.strerror or error}); start it with `{service.start}` "
             f"or set {service.env}"
         ) from None
@@ -230,8 +237,9 @@ async def _delete_streams(url: str, names: list[str]) -> None:
 
 
 @contextmanager
-def nats() -> Iterator[Nats]:
-    url = require("nats")
+def nats(url: str | None = None) -> Iterator[Nats]:
+    """Stream names of one's own on ``url`` (default: ``service_url("nats")``)."""
+    url = require("nats") if url is None else reachable("nats", url)
     target = Nats(url=url, prefix=unique("t"))
     try:
         yield target

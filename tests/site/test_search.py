@@ -48,6 +48,13 @@ def results_for(page: Any, query: str, server: Server) -> list[str]:
     the results to settle."""
     box = page.locator(".md-search__input")
     box.focus()
+    # Clear the previous query's results first: a slow search would otherwise
+    # leave them on screen, steady, and they would be read as this query's.
+    box.fill("")
+    for _ in range(100):
+        if not page.evaluate(TOP_PAGES, TOP):
+            break
+        page.wait_for_timeout(50)
     box.fill(query[:-1])
     page.keyboard.type(query[-1])
     last: list[str] = []
