@@ -1,0 +1,179 @@
+"""The cases the behind-a-proxy page shows.
+
+``python -m snippets.webhook_design.behind_a_proxy.demo CASE``, with CASE one
+of ``break`` (a Twilio delivery through nginx, the app as is), ``fix``
+(``ProxyFix`` for the proxy's requests only), ``spoof`` (forged
+``X-Forwarded-*`` headers, trusted too widely and not), ``uvicorn``
+(``forwarded_allow_ips``) and ``body-size`` (nginx's ``client_max_body_size``).
+Every request goes to 127.0.0.1; the proxy is Debian's nginx with a
+self-signed certificate made for the run. Nothing contacts Twilio.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from snippets.support.cases import run_cases
+from snippets.support.webhook_design_frameworks import post, serve_asgi, serve_wsgi
+from snippets.support.webhook_design_nginx import (
+    Proxy,
+    https_post,
+    serve_nginx,
+)
+from snippets.webhook_design.behind_a_proxy.apps import (
+    TrustedProxyFix,
+    create_asgi_receiver,
+    create_flask_receiver,
+)
+
+__all__ = ["AUTH_TOKEN", "FORGED", "PROXY_ADDRESS", "flask_behind_nginx", "signed"]
+
+AUTH_TOKEN = "12345678901234567890123456789012"  # made up
+PARAMS = {"From": "+15550001111", "Body": "Hi", "MessageSid": "SM1"}
+PUBLIC = "https://hooks.example.com"
+PROXY_ADDRESS = "127.0.0.2"  # nginx's proxy_bind: where the app sees it from
+FORGED = {  # what anyone can send; 54.172.60.1 stands in for a Twilio address
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "evil.example",
+    "X-Forwarded-For": "54.172.60.1",
+}
+PORT = re.compile(r"127\.0\.0\.1:\d+")
+FORM = "application/x-www-form-urlencoded"
+
+
+def signed(path: str) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a Twilio delivery to ``PUBLIC + path``."""
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + path, PARAMS)
+    return urlencode(PARAMS).encode(), {"X-Twilio-Signature": signature}
+
+
+@contextmanager
+def flask_behind_nginx(wrap: Any = None) -> Iterator[tuple[Proxy, str]]:
+    """The Flask receiver (its WSGI app wrapped by ``wrap``) behind nginx."""
+    app = create_flask_receiver(AUTH_TOKEN)
+    if wrap is not None:
+        app.wsgi_app = wrap(app.wsgi_app)  # type: ignore[method-assign]
+    with ExitStack() as stack:
+        base = stack.enter_context(serve_wsgi(app))
+        proxy = stack.enter_context(serve_nginx(urlsplit(base).port or 0))
+        yield proxy, base
+
+
+def row(label: str, answer: tuple[int, str]) -> str:
+    status, text = answer
+    return f"{label:<44} {status} {PORT.sub('127.0.0.1:<port>', text)}"
+
+
+def show_break() -> list[str]:
+    """The app as it runs locally, now behind nginx."""
+    body, headers = signed("/twilio/sms")
+    with flask_behind_nginx() as (proxy, _):
+        answer = https_post(proxy, "/twilio/sms", body, headers)
+    return [row("through nginx, the app as is", answer)]
+
+
+# --8<-- [start:fix]
+def trust_nginx(wsgi_app: Any) -> TrustedProxyFix:
+    """One proxy in front: one hop of X-Forwarded-For, -Proto and -Host."""
+    return TrustedProxyFix(wsgi_app, [PROXY_ADDRESS], x_for=1, x_proto=1, x_host=1)
+
+
+def show_fix() -> list[str]:
+    body, headers = signed("/twilio/sms")
+    with flask_behind_nginx(trust_nginx) as (proxy, _):
+        answer = https_post(proxy, "/twilio/sms", body, headers)
+    return [row("through nginx, ProxyFix from nginx only", answer)]
+
+
+# --8<-- [end:fix]
+
+
+def proxy_fix_for_anyone(wsgi_app: Any) -> ProxyFix:
+    return ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+
+def one_hop_too_many(wsgi_app: Any) -> TrustedProxyFix:
+    return TrustedProxyFix(wsgi_app, [PROXY_ADDRESS], x_for=2, x_proto=1, x_host=1)
+
+
+def show_spoof() -> list[str]:
+    """Forged X-Forwarded-* headers, straight to the app and through nginx."""
+    body, headers = signed("/twilio/sms")
+    forged = {"Content-Type": FORM, **headers, **FORGED}
+    lines = []
+    for label, wrap in [
+        ("direct, ProxyFix for any client", proxy_fix_for_anyone),
+        ("direct, ProxyFix from nginx only", trust_nginx),
+    ]:
+        with flask_behind_nginx(wrap) as (_, base):
+            lines.append(row(label, post(base + "/twilio/sms", body, forged)))
+    for label, wrap in [
+        ("through nginx, x_for=1 (one proxy)", trust_nginx),
+        ("through nginx, x_for=2 (one hop too many)", one_hop_too_many),
+    ]:
+        with flask_behind_nginx(wrap) as (proxy, _):
+            answer = https_post(proxy, "/twilio/sms", body, {**headers, **FORGED})
+            lines.append(row(label, answer))
+    return lines
+
+
+def show_uvicorn() -> list[str]:
+    """uvicorn's forwarded_allow_ips: its default, the proxy's address, '*'."""
+    body, headers = signed("/asgi/twilio/sms")
+    forged = {"Content-Type": FORM, **headers, **FORGED}
+    lines = []
+    for label, allow, direct in [
+        ("through nginx, default allow list", None, False),
+        ("through nginx, forwarded_allow_ips=127.0.0.2", PROXY_ADDRESS, False),
+        ("direct, forwarded_allow_ips='*'", "*", True),
+        ("direct, forwarded_allow_ips=127.0.0.2", PROXY_ADDRESS, True),
+    ]:
+        options = {} if allow is None else {"forwarded_allow_ips": allow}
+        app = create_asgi_receiver(AUTH_TOKEN)
+        with ExitStack() as stack:
+            base = stack.enter_context(serve_asgi(app, **options))
+            if direct:
+                answer = post(base + "/asgi/twilio/sms", body, forged)
+            else:
+                port = urlsplit(base).port or 0
+                proxy = stack.enter_context(serve_nginx(port, asgi_port=port))
+                answer = https_post(proxy, "/asgi/twilio/sms", body, headers)
+        lines.append(row(label, answer))
+    return lines
+
+
+def show_body_size() -> list[str]:
+    """A 2 MiB delivery: nginx's default limit, then a route that allows it."""
+    body = b"Body=" + b"x" * (2 * 1024 * 1024 - 5)
+    with flask_behind_nginx(trust_nginx) as (proxy, _):
+        return [
+            row(
+                "2 MiB to /twilio/sms (default 1m)",
+                https_post(proxy, "/twilio/sms", body),
+            ),
+            row(
+                "2 MiB to /uploads/hook (10m)", https_post(proxy, "/uploads/hook", body)
+            ),
+        ]
+
+
+if __name__ == "__main__":
+    sys.exit(
+        run_cases(
+            {
+                "break": show_break,
+                "fix": show_fix,
+                "spoof": show_spoof,
+                "uvicorn": show_uvicorn,
+                "body-size": show_body_size,
+            }
+        )
+    )
