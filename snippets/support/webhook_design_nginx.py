@@ -6,7 +6,8 @@
   foreground (``-p PREFIX -c nginx.conf -g 'daemon off;'``), waits for its
   port, and at the end stops it with SIGQUIT (graceful shutdown) and waits.
 * `https_post` sends one request over TLS to 127.0.0.1 with the public
-  ``Host`` and returns the status and the first line (or an HTML title).
+  ``Host`` and returns the status and the first line (or an HTML title);
+  `direct_post` sends one straight to the app, past the proxy.
 
 nginx and openssl missing raise `ServiceUnavailable` with the install command.
 """
@@ -27,10 +28,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from snippets.support.services import ServiceUnavailable
 
-__all__ = ["PUBLIC_HOST", "Proxy", "free_port", "https_post", "serve_nginx"]
+__all__ = [
+    "PUBLIC_HOST",
+    "Proxy",
+    "direct_post",
+    "free_port",
+    "https_post",
+    "serve_nginx",
+]
 
 PUBLIC_HOST = "hooks.example.com"
 CONF = Path(__file__).parents[1] / "webhook_design" / "behind_a_proxy" / "nginx.conf"
@@ -64,17 +73,14 @@ def nginx_binary() -> str:
 def _certificate(directory: Path) -> None:
     if shutil.which("openssl") is None:
         raise ServiceUnavailable(f"openssl is not installed; {INSTALL}")
+    key, pem = directory / "hooks.key", directory / "hooks.pem"
+    san = f"subjectAltName=DNS:{PUBLIC_HOST},IP:127.0.0.1"
+    command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256"
+    command += " -nodes -days 1 -keyout KEY -out PEM -subj SUBJECT -addext SAN"
+    arguments = {"KEY": str(key), "PEM": str(pem), "SUBJECT": f"/CN={PUBLIC_HOST}"}
+    arguments["SAN"] = san
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt"]
-        + ["ec_paramgen_curve:P-256", "-nodes", "-days", "1"]
-        + [
-            "-keyout",
-            str(directory / "hooks.key"),
-            "-out",
-            str(directory / "hooks.pem"),
-        ]
-        + ["-subj", f"/CN={PUBLIC_HOST}"]
-        + ["-addext", f"subjectAltName=DNS:{PUBLIC_HOST},IP:127.0.0.1"],
+        [arguments.get(word, word) for word in command.split()],
         check=True,
         capture_output=True,
     )
@@ -143,12 +149,24 @@ def https_post(
     conn = http.client.HTTPSConnection(
         "127.0.0.1", proxy.port, context=context, timeout=10
     )
+    return _send(conn, path, body, {"Host": PUBLIC_HOST, **(headers or {})})
+
+
+def direct_post(
+    base: str, path: str, body: bytes, headers: Mapping[str, str] | None = None
+) -> tuple[int, str]:
+    """POST over plain HTTP straight to an app at ``base``, past the proxy."""
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    return _send(conn, path, body, headers or {})
+
+
+def _send(
+    conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str]
+) -> tuple[int, str]:
+    """The status and the first line of the answer, or its HTML title."""
     try:
-        sent = {
-            "Host": PUBLIC_HOST,
-            "Content-Type": "application/x-www-form-urlencoded",
-            **(headers or {}),
-        }
+        sent = {"Content-Type": "application/x-www-form-urlencoded", **headers}
         conn.request("POST", path, body=body, headers=sent)
         response = conn.getresponse()
         text = response.read().decode(errors="replace").strip()

@@ -17,11 +17,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from flask import Flask, request
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
-from werkzeug.middleware.proxy_fix import ProxyFix
 
-__all__ = ["TrustedProxyFix", "create_asgi_receiver", "create_flask_receiver"]
+__all__ = ["ForwardedOnlyFromProxy", "create_asgi_receiver", "create_flask_receiver"]
 
 StartResponse = Callable[..., Any]
+FORWARDED = ("HTTP_X_FORWARDED_", "HTTP_FORWARDED")
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 # --8<-- [start:flask]
@@ -47,27 +48,25 @@ def create_flask_receiver(auth_token: str) -> Flask:
 
 
 # --8<-- [start:trusted]
-class TrustedProxyFix:
-    """Werkzeug's ``ProxyFix``, applied only to requests from the proxy.
+class ForwardedOnlyFromProxy:
+    """Drop ``X-Forwarded-*`` and ``Forwarded`` unless the peer is the proxy.
 
-    ``ProxyFix`` believes the headers of whoever connects. If anything but
-    the proxy can reach the app, its forged ``X-Forwarded-*`` would be
-    believed too; here they are ignored, as if ``ProxyFix`` were not there.
+    ``ProxyFix`` and Django's ``SECURE_PROXY_SSL_HEADER`` believe the headers
+    of whoever connects. Wrap the WSGI app in this, outermost, and a client
+    that reaches the app without the proxy gets no say in its URL or address.
     """
 
-    def __init__(
-        self, app: Any, proxies: Iterable[str], x_for: int = 1, **hops: int
-    ) -> None:
-        self.direct = app
-        self.fixed = ProxyFix(app, x_for=x_for, **hops)
-        self.proxies = frozenset(proxies)
+    def __init__(self, app: WSGIApp, proxies: Iterable[str]) -> None:
+        self.app = app
+        self.proxies = frozenset(proxies)  # the addresses the proxy connects from
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        if environ.get("REMOTE_ADDR") in self.proxies:
-            return self.fixed(environ, start_response)
-        return self.direct(environ, start_response)
+        if environ.get("REMOTE_ADDR") not in self.proxies:
+            for key in [k for k in environ if k.startswith(FORWARDED)]:
+                del environ[key]
+        return self.app(environ, start_response)
 
 
 # --8<-- [end:trusted]
