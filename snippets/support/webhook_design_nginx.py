@@ -47,13 +47,16 @@ INSTALL = "install it with: apt-get install -y nginx openssl"
 TITLE = re.compile(r"<title>(.*?)</title>")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Proxy:
-    """A running nginx: its HTTPS port and the certificate to trust."""
+    """A running nginx: its HTTPS port, the certificate to trust, and after
+    `serve_nginx` has ended, the exit status of its master process."""
 
     port: int
     cafile: str
     version: str
+    error_log: Path
+    returncode: int | None = None
 
 
 def free_port() -> int:
@@ -128,9 +131,12 @@ def serve_nginx(flask_port: int, asgi_port: int | None = None) -> Iterator[Proxy
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        proxy: Proxy | None = None
         try:
             _wait_for_port(port, process, prefix / "logs" / "error.log")
-            yield Proxy(port, str(prefix / "certs" / "hooks.pem"), version)
+            cafile = str(prefix / "certs" / "hooks.pem")
+            proxy = Proxy(port, cafile, version, prefix / "logs" / "error.log")
+            yield proxy
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGQUIT)  # graceful shutdown
@@ -139,6 +145,8 @@ def serve_nginx(flask_port: int, asgi_port: int | None = None) -> Iterator[Proxy
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+            if proxy is not None:
+                proxy.returncode = process.returncode
 
 
 def https_post(

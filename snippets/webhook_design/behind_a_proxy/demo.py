@@ -43,7 +43,16 @@ from snippets.webhook_design.behind_a_proxy.apps import (
 )
 from snippets.webhook_design.behind_a_proxy.django_views import BEHIND_ONE_PROXY
 
-__all__ = ["AUTH_TOKEN", "FORGED", "PROXY_ADDRESS", "flask_behind_nginx", "signed"]
+__all__ = [
+    "AUTH_TOKEN",
+    "FORGED",
+    "PROXY_ADDRESS",
+    "flask_behind_nginx",
+    "one_hop_too_many",
+    "proxy_fix_for_anyone",
+    "signed",
+    "trust_nginx",
+]
 
 AUTH_TOKEN = "12345678901234567890123456789012"  # made up
 PARAMS = {"From": "+15550001111", "Body": "Hi", "MessageSid": "SM1"}
