@@ -75,13 +75,15 @@ def serve_wsgi(app: WSGIApp) -> Iterator[str]:
 
 
 @contextmanager
-def serve_asgi(app: Any) -> Iterator[str]:
-    """Serve ``app`` under uvicorn on a thread; yield its base URL."""
+def serve_asgi(app: Any, **options: Any) -> Iterator[str]:
+    """Serve ``app`` under uvicorn on a thread; yield its base URL.
+
+    ``options`` go to ``uvicorn.Config`` (``forwarded_allow_ips``, ...)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
     thread.start()
