@@ -122,7 +122,9 @@ def test_vite_preloads_the_route_and_its_imports_in_parallel(
     seen = bundler_visit(chromium, builds["vite"])
     opened = [frontend.normalise(r.name) for r in seen.requests["open()"]]
     assert sorted(opened) == ["settings-HASH.js", "shared-HASH.js"]
-    assert all(link.startswith('<link rel="modulepreload"') for link in seen.links["open()"])
+    assert all(
+        link.startswith('<link rel="modulepreload"') for link in seen.links["open()"]
+    )
     assert seen.requests["load"][-1].priority == "High"
     assert seen.ran["chart()"] == ["chart.js"]
 

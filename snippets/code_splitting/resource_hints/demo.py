@@ -54,7 +54,9 @@ def show_hints() -> list[str]:
     lines.append("ran after import:  " + ", ".join(seen.ran["import"]))
     lines.append(
         "GET requests: "
-        + ", ".join(f"{name} {seen.gets[name]}" for name in [*HINT_ORDER, "module-dep.js"])
+        + ", ".join(
+            f"{name} {seen.gets[name]}" for name in [*HINT_ORDER, "module-dep.js"]
+        )
     )
     lines += [f"console {text}" for text in seen.console]
     return lines
