@@ -1,0 +1,3 @@
+// A static dependency of module.js.
+export const dependency = "module-dep.js";
+(window.ran ??= []).push(dependency);

@@ -1,0 +1,2 @@
+// A script the hints page only hints at; it records that it ran.
+(window.ran ??= []).push("next-page.js");
