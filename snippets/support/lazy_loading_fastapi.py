@@ -1,0 +1,119 @@
+"""Harness for the FastAPI cached-settings page: real uvicorn, real requests.
+
+`serve()` runs an app under uvicorn on 127.0.0.1 (lifespan on) in a thread.
+`first_requests()` sends requests from threads released together by a
+barrier, the way a burst arrives right after a deploy. `loads()` counts the
+"settings loaded" log records and holds each loader until `racers` of them
+are inside (or `hold` seconds pass), so a race happens on every run.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+__all__ = ["Loads", "first_requests", "get", "loads", "serve"]
+
+
+class Loads(logging.Handler):
+    """Counts settings loads; each one waits for the others at a barrier."""
+
+    def __init__(self, racers: int, hold: float) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+        self.threads: set[int | None] = set()
+        self._lock = threading.Lock()
+        self._inside = threading.Barrier(racers)
+        self._hold = hold
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._lock:
+            self.count += 1
+            self.threads.add(record.thread)
+        try:
+            self._inside.wait(timeout=self._hold)
+        except threading.BrokenBarrierError:
+            pass  # fewer racers came in: that is what a fix looks like
+
+
+@contextmanager
+def loads(racers: int, hold: float = 1.0) -> Iterator[Loads]:
+    logger = logging.getLogger("orders.settings")
+    handler = Loads(racers, hold)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve ``app`` under uvicorn on a thread; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
+    thread.start()
+    try:
+        for _ in range(1000):  # bounded wait for start-up, 10 s
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        if not server.started:
+            raise RuntimeError("uvicorn did not start")
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def get(address: str, path: str = "/info") -> Any:
+    """GET ``path`` over a new connection; the decoded JSON body."""
+    host, port = address.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=20)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{response.status}: {body!r}")
+        return json.loads(body)
+    finally:
+        conn.close()
+
+
+def first_requests(address: str, count: int, path: str = "/info") -> list[Any]:
+    """`count` requests sent at the same moment from `count` threads."""
+    start = threading.Barrier(count)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        start.wait(timeout=10)
+        try:
+            results.append(get(address, path))
+        except Exception as error:
+            errors.append(error)
+
+    pool = [threading.Thread(target=client) for _ in range(count)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=30)
+    if errors:
+        raise errors[0]
+    return results
