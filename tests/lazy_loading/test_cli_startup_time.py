@@ -20,6 +20,7 @@ import pytest
 
 from snippets.lazy_loading.cli_startup_time import (
     LazyGroup,
+    LazyHelpGroup,
     heavy_imported,
     imported_by,
 )
@@ -186,3 +187,17 @@ def test_module_body_runs_once_when_threads_import_it_together(
         sys.modules.pop("cli_singleton_probe", None)
         if hasattr(sys, "cli_singleton_runs"):
             delattr(sys, "cli_singleton_runs")
+
+
+def test_registered_help_matches_each_commands_help() -> None:
+    from snippets.lazy_loading.cli_startup_time.argparse_lazy import COMMANDS
+    from snippets.lazy_loading.cli_startup_time.click_cli import cli
+
+    group = cli
+    assert isinstance(group, LazyHelpGroup)
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None
+        assert group.command_help[name] == command.help
+        assert COMMANDS[name][1] == command.help
