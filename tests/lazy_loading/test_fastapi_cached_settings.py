@@ -25,6 +25,7 @@ from snippets.lazy_loading.fastapi_cached_settings import (
     lru_cache_app,
 )
 from snippets.lazy_loading.fastapi_cached_settings.demo import (
+    RACE_HOLD,
     REQUESTS,
     cold_start,
     thread_pool_size,
@@ -34,7 +35,7 @@ from snippets.support.lazy_loading_fastapi import first_requests, get, loads, se
 
 def test_lru_cache_dependency_builds_settings_once_per_racing_request() -> None:
     """See it break: 8 cold requests, 8 Settings() runs, 8 different objects."""
-    loaded, burst, later = cold_start(lru_cache_app)
+    loaded, burst, later = cold_start(lru_cache_app, hold=RACE_HOLD)
     assert loaded == REQUESTS
     assert len(burst) == REQUESTS
     # Afterwards the cache hands out one object: one the racers built.
@@ -43,7 +44,7 @@ def test_lru_cache_dependency_builds_settings_once_per_racing_request() -> None:
 
 
 def test_the_racers_are_thread_pool_threads() -> None:
-    with loads(REQUESTS) as loaded, serve(lru_cache_app()) as address:
+    with loads(REQUESTS, RACE_HOLD) as loaded, serve(lru_cache_app()) as address:
         first_requests(address, REQUESTS)
     assert len(loaded.threads) == REQUESTS
     assert threading.get_ident() not in loaded.threads
@@ -54,7 +55,9 @@ def test_sync_dependencies_share_a_pool_of_40_threads() -> None:
 
 
 @pytest.mark.parametrize(
-    "make_app", [lifespan_app, locked_app, async_dependency_app], ids=str
+    "make_app",
+    [lifespan_app, locked_app, async_dependency_app],
+    ids=lambda make_app: make_app.__name__,
 )
 def test_fix_builds_settings_once(make_app: Callable[[], FastAPI]) -> None:
     loaded, burst, later = cold_start(make_app)
