@@ -14,6 +14,7 @@ import sys
 
 from snippets.lazy_loading.cli_startup_time.probe import (
     HEAVY,
+    ImportRow,
     heavy_imported,
     import_tree,
     imported_by,
@@ -63,36 +64,41 @@ def show_chosen() -> list[str]:
     return lines
 
 
-def _share(part: int, whole: int) -> str:
-    if part >= whole / 10:
-        return "large"
-    return "small" if part < whole / 50 else "medium"
+def _beneath(rows: list[ImportRow], index: int) -> str:
+    """How many modules the row at `index` imported (its subtree), bucketed.
+
+    ``-X importtime`` prints a module after the modules it imported, each
+    indented one level deeper: the subtree is the run of deeper rows just
+    above it.
+    """
+    count = 0
+    for row in reversed(rows[:index]):
+        if row.depth <= rows[index].depth:
+            break
+        count += 1
+    if count == 0:
+        return "none"
+    return "dozens" if count < 100 else "hundreds"
 
 
 def show_importtime() -> list[str]:
     root = f"{_PKG}.argparse_eager"
     rows = import_tree(f"import {root}")
     top = next(row for row in rows if row.name == root)
-    shown = [
-        row
-        for row in rows
-        if row.name.startswith(f"{_PKG}.")
-        or (row.name in HEAVY and row.depth <= top.depth + 2)
-    ]
     lines = [
         f'python -X importtime -c "import {root}"',
         f"{_count({row.name for row in rows})} modules imported. The rows of this",
-        "guide's modules and of heavy packages, times as a share of the CLI",
-        "module's cumulative time (large: 10% or more, small: under 2%):",
-        "  self   | cumulative | module",
+        "guide's modules and of heavy packages, with how many modules each",
+        "one imported beneath it (its share of the cumulative column):",
+        "  beneath  | module",
     ]
-    for row in shown:
-        indent = "  " * (row.depth - top.depth + 1) if row.depth >= top.depth else ""
-        lines.append(
-            f"  {_share(row.self_us, top.cumulative_us):<6} | "
-            f"{_share(row.cumulative_us, top.cumulative_us):<10} | "
-            f"{indent}{row.name.replace(_PKG, '…')}"
-        )
+    for index, row in enumerate(rows):
+        ours = row.name.startswith(f"{_PKG}.")
+        if not ours and not (row.name in HEAVY and row.depth <= top.depth + 2):
+            continue
+        indent = "  " * (row.depth - top.depth + 1)
+        name = row.name.replace(_PKG, "…")
+        lines.append(f"  {_beneath(rows, index):<8} | {indent}{name}")
     return lines
 
 
