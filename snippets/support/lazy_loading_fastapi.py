@@ -12,13 +12,13 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
-import uvicorn
+from snippets.support.webhook_design_frameworks import serve_asgi
 
 __all__ = ["Loads", "first_requests", "get", "loads", "serve"]
 
@@ -64,33 +64,15 @@ def loads(racers: int, hold: float = 1.0) -> Iterator[Loads]:
 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` under uvicorn on a thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
-    thread.start()
-    try:
-        for _ in range(1000):  # bounded wait for start-up, 10 s
-            if server.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.01)
-        if not server.started:
-            raise RuntimeError("uvicorn did not start")
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    """Serve ``app`` under uvicorn on 127.0.0.1, lifespan on; yield its URL."""
+    with serve_asgi(app, lifespan="on") as url:
+        yield url
 
 
-def get(address: str, path: str = "/info") -> Any:
+def get(url: str, path: str = "/info") -> Any:
     """GET ``path`` over a new connection; the decoded JSON body."""
-    host, port = address.split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=20)
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=20)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
@@ -102,7 +84,7 @@ def get(address: str, path: str = "/info") -> Any:
         conn.close()
 
 
-def first_requests(address: str, count: int, path: str = "/info") -> list[Any]:
+def first_requests(url: str, count: int, path: str = "/info") -> list[Any]:
     """`count` requests sent at the same moment from `count` threads."""
     start = threading.Barrier(count)
     results: list[Any] = []
@@ -111,7 +93,7 @@ def first_requests(address: str, count: int, path: str = "/info") -> list[Any]:
     def client() -> None:
         start.wait(timeout=10)
         try:
-            results.append(get(address, path))
+            results.append(get(url, path))
         except Exception as error:
             errors.append(error)
 

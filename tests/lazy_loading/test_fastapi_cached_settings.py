@@ -13,6 +13,7 @@ import http.client
 import threading
 from collections.abc import Callable
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi import Depends, FastAPI
@@ -44,8 +45,8 @@ def test_lru_cache_dependency_builds_settings_once_per_racing_request() -> None:
 
 
 def test_the_racers_are_thread_pool_threads() -> None:
-    with loads(REQUESTS, RACE_HOLD) as loaded, serve(lru_cache_app()) as address:
-        first_requests(address, REQUESTS)
+    with loads(REQUESTS, RACE_HOLD) as loaded, serve(lru_cache_app()) as url:
+        first_requests(url, REQUESTS)
     assert len(loaded.threads) == REQUESTS
     assert threading.get_ident() not in loaded.threads
 
@@ -66,9 +67,9 @@ def test_fix_builds_settings_once(make_app: Callable[[], FastAPI]) -> None:
 
 
 def test_lifespan_builds_settings_before_the_first_request() -> None:
-    with loads(1, hold=0) as loaded, serve(lifespan_app()) as address:
+    with loads(1, hold=0) as loaded, serve(lifespan_app()) as url:
         assert loaded.count == 1  # the server is up, no request sent yet
-        get(address)
+        get(url)
     assert loaded.count == 1
 
 
@@ -98,10 +99,10 @@ def test_lru_cache_on_an_async_def_caches_a_coroutine() -> None:
         return {"settings": id(settings)}
 
     get_settings.cache_clear()
-    with serve(app) as address:
-        get(address)
-        host, port = address.split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        conn.request("GET", "/info")
+    with serve(app) as url:
+        get(url)  # the first request awaits the cached coroutine
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        conn.request("GET", "/info")  # the second awaits it again
         assert conn.getresponse().status == 500
         conn.close()

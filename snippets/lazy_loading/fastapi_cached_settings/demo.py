@@ -38,9 +38,9 @@ def cold_start(
     """Settings loads, and the Settings objects (by id) that the first burst
     of requests and the 3 requests after it got. Each load waits up to `hold`
     seconds for the other requests to start loading too."""
-    with loads(REQUESTS, hold) as loaded, serve(make_app()) as address:
-        burst = {reply["settings"] for reply in first_requests(address, REQUESTS)}
-        later = {get(address)["settings"] for _ in range(3)}
+    with loads(REQUESTS, hold) as loaded, serve(make_app()) as url:
+        burst = {reply["settings"] for reply in first_requests(url, REQUESTS)}
+        later = {get(url)["settings"] for _ in range(3)}
     return loaded.count, burst, later
 
 
