@@ -19,7 +19,7 @@ import socketserver
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -75,15 +75,19 @@ def serve_wsgi(app: WSGIApp) -> Iterator[str]:
 
 
 @contextmanager
-def serve_asgi(app: Any, **options: Any) -> Iterator[str]:
+def serve_asgi(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off", **options: Any
+) -> Iterator[str]:
     """Serve ``app`` under uvicorn on a thread; yield its base URL.
 
-    ``options`` go to ``uvicorn.Config`` (``forwarded_allow_ips``, ...)."""
+    ``lifespan="on"`` runs the app's start-up before the first request; other
+    ``options`` go to ``uvicorn.Config`` (``forwarded_allow_ips``, ...).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", **options)
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
     thread.start()
