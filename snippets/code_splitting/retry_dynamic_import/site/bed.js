@@ -1,0 +1,69 @@
+// The plain-ES-module site of the retry page: no bundler, so what happens is
+// Chromium's module map alone. The tests call window.bed from Playwright.
+import { lazyOnce, lazyRetrying, retryImport, retryUrl } from "../retry.js";
+
+const describe = (error) => `${error.name}: ${error.message}`;
+
+async function settle(promise) {
+  try {
+    const module = await promise;
+    return `ok: ${module.name ?? "module"}`;
+  } catch (error) {
+    return describe(error);
+  }
+}
+
+// Without jitter the waits are the same on every run: 200 ms, 400 ms ...
+function options(extra, waits) {
+  return {
+    random: () => 1,
+    onRetry: ({ delay }) => waits.push(delay),
+    ...extra,
+  };
+}
+
+window.bed = {
+  importOnce: (url) => settle(import(url)),
+
+  async memoised(url, calls) {
+    const load = lazyOnce(() => import(url));
+    const results = [];
+    for (let call = 0; call < calls; call += 1) {
+      results.push(await settle(load()));
+    }
+    return results;
+  },
+
+  async retry(url, { bust = false, ...extra } = {}) {
+    const waits = [];
+    let attempts = 0;
+    const load = (attempt) => {
+      attempts = attempt;
+      return import(bust ? retryUrl(url, attempt) : url);
+    };
+    const started = performance.now();
+    const result = await settle(retryImport(load, options(extra, waits)));
+    return { result, attempts, waits, ms: performance.now() - started };
+  },
+
+  async retrying(url, calls, extra = {}) {
+    const waits = [];
+    const load = lazyRetrying(() => import(url), options(extra, waits));
+    const results = [];
+    for (let call = 0; call < calls; call += 1) {
+      results.push(await settle(load()));
+    }
+    return { results, waits };
+  },
+
+  async duplicate(url) {
+    const first = await import(url);
+    const again = await import(url);
+    const busted = await import(retryUrl(url, 2));
+    return {
+      sameAgain: first === again,
+      sameBusted: first === busted,
+      counts: [first.bump(), again.bump(), busted.bump()],
+    };
+  },
+};
