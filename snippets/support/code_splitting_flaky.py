@@ -151,7 +151,9 @@ def serve_flaky(
 # The page's two test beds: plain ES modules, and a webpack build
 # --------------------------------------------------------------------------- #
 
-PACKAGE = Path(__file__).resolve().parents[1] / "code_splitting" / "retry_dynamic_import"
+PACKAGE = (
+    Path(__file__).resolve().parents[1] / "code_splitting" / "retry_dynamic_import"
+)
 ROUTE = "/site/chunks/route.js"  # the plain site's lazily imported module
 STORE = "/site/chunks/store.js"  # a module with state
 

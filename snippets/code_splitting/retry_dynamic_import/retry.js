@@ -33,8 +33,9 @@ const sleep = (ms, signal) =>
   });
 
 // Call load(attempt) until it resolves, at most `attempts` times, waiting
-// baseDelayMs, 2x, 4x ... (capped, with jitter) between attempts. Only load
-// failures are retried: an error thrown by the module's own code is not.
+// baseDelayMs, 2x, 4x ... (capped, with jitter) between attempts. Only the
+// errors `retryable` accepts are retried (load failures by default): an error
+// thrown by the module's own code is not.
 export async function retryImport(load, options = {}) {
   const {
     attempts = 4,
@@ -42,13 +43,14 @@ export async function retryImport(load, options = {}) {
     maxDelayMs = 5000,
     random = Math.random,
     onRetry = () => {},
+    retryable = isLoadFailure,
     signal,
   } = options;
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await load(attempt);
     } catch (error) {
-      if (attempt >= attempts || !isLoadFailure(error) || signal?.aborted) {
+      if (attempt >= attempts || !retryable(error) || signal?.aborted) {
         throw error;
       }
       const backoff = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));

@@ -1,6 +1,12 @@
 // The plain-ES-module site of the retry page: no bundler, so what happens is
 // Chromium's module map alone. The tests call window.bed from Playwright.
-import { lazyOnce, lazyRetrying, retryImport, retryUrl } from "../retry.js";
+import {
+  isLoadFailure,
+  lazyOnce,
+  lazyRetrying,
+  retryImport,
+  retryUrl,
+} from "../retry.js";
 
 const describe = (error) => `${error.name}: ${error.message}`;
 
@@ -42,7 +48,10 @@ window.bed = {
       return import(bust ? retryUrl(url, attempt) : url);
     };
     const started = performance.now();
-    const result = await settle(retryImport(load, options(extra, waits)));
+    // With a fresh URL per attempt a failed parse is worth retrying too.
+    const retryable = (error) => isLoadFailure(error) || error instanceof SyntaxError;
+    const chosen = options(bust ? { retryable, ...extra } : extra, waits);
+    const result = await settle(retryImport(load, chosen));
     return { result, attempts, waits, ms: performance.now() - started };
   },
 
@@ -54,6 +63,14 @@ window.bed = {
       results.push(await settle(load()));
     }
     return { results, waits };
+  },
+
+  async aborted(url, abortAfterMs) {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), abortAfterMs);
+    const load = () => import(url);
+    const extra = { signal: controller.signal };
+    return settle(retryImport(load, options(extra, [])));
   },
 
   async duplicate(url) {
