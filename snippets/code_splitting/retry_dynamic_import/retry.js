@@ -12,10 +12,9 @@ export function lazyOnce(load) {
 // --8<-- [end:memo]
 
 // --8<-- [start:transient]
-// The errors a failed fetch of a chunk produces, as opposed to a bug in it.
-// Chromium: "Failed to fetch dynamically imported module: <url>", Firefox:
-// "error loading dynamically imported module: <url>", Safari: "Importing a
-// module script failed." (all TypeError); webpack: ChunkLoadError.
+// The errors a failed fetch of a chunk produces, as opposed to a bug in it:
+// browsers reject import() with a TypeError (Chromium: "Failed to fetch
+// dynamically imported module: <url>"), webpack with a ChunkLoadError.
 export function isLoadFailure(error) {
   return error?.name === "ChunkLoadError" || error instanceof TypeError;
 }
