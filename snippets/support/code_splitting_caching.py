@@ -95,7 +95,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._send(route, 200, body, headers)
 
-    def _send(self, route: str, status: int, body: bytes, headers: dict[str, str]):
+    def _send(
+        self, route: str, status: int, body: bytes, headers: dict[str, str]
+    ) -> None:
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

@@ -15,6 +15,10 @@ from typing import Any
 
 import pytest
 
+from snippets.code_splitting.retry_dynamic_import import (
+    backoff_delays,
+    longest_wait_ms,
+)
 from snippets.support.code_splitting_flaky import (
     PACKAGE,
     ROUTE,
@@ -162,10 +166,14 @@ def test_the_retry_recovers_after_three_failures(page: Any, host: FlakyHost) -> 
     seen = page.evaluate("url => bed.retry(url)", url_of(host, ROUTE))
     elapsed = time.monotonic() - started
     assert seen["result"] == "ok: route"
-    assert seen["attempts"] == 4 and seen["waits"] == [200, 400, 800]
+    assert seen["attempts"] == 4 and seen["waits"] == backoff_delays(4) == [
+        200,
+        400,
+        800,
+    ]
     assert host.requests(ROUTE) == 4
     # Time to recover: the waits, plus four requests on loopback.
-    assert 1400 <= seen["ms"] < 1400 + 2000
+    assert longest_wait_ms(4) == 1400 <= seen["ms"] < 1400 + 2000
     assert elapsed >= 1.4
 
 
@@ -217,3 +225,16 @@ def test_a_forgetting_loader_tries_again_on_the_next_call(
     assert seen["results"] == [FETCH_FAILED + url, "ok: route"]
     assert seen["waits"] == [200, 400, 800, 200]
     assert host.requests(ROUTE) == 6
+
+
+def test_the_budget_matches_the_javascript_with_jitter(
+    page: Any, host: FlakyHost
+) -> None:
+    for jitter in (0.0, 0.5):
+        host.fail(ROUTE, ["503"] * 3)
+        seen = page.evaluate(
+            "([url, r]) => bed.retry(url + '?j=' + r, {random: () => r})",
+            [url_of(host, ROUTE), jitter],
+        )
+        assert seen["waits"] == backoff_delays(4, jitter=jitter)
+    assert backoff_delays(8)[-2:] == [5000, 5000]  # capped at cap_ms
