@@ -65,12 +65,17 @@ window.bed = {
     return { results, waits };
   },
 
-  async aborted(url, abortAfterMs) {
+  // The caller gives up (the user left the route) as the wait after
+  // `retries` failed attempts begins: no timer, so the same on every run.
+  async aborted(url, retries) {
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), abortAfterMs);
+    let failed = 0;
     const load = () => import(url);
-    const extra = { signal: controller.signal };
-    return settle(retryImport(load, options(extra, [])));
+    const extra = {
+      signal: controller.signal,
+      onRetry: () => (failed += 1) === retries && controller.abort(),
+    };
+    return settle(retryImport(load, { random: () => 1, ...extra }));
   },
 
   async duplicate(url) {
