@@ -70,7 +70,7 @@ def show_headers() -> list[str]:
             seen = visit(context, host)
             context.close()
     lines = []
-    for path, headers in seen.headers.items():
+    for path, headers in sorted(seen.headers.items()):
         lines.append(f"GET {path}")
         lines += [f"  {name}: {headers[name]}" for name in ("cache-control", "etag")]
     return [ETAG.sub('"ETAG"', frontend.normalise(line)) for line in lines]
