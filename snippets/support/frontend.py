@@ -117,14 +117,25 @@ def install() -> Path:
     return modules
 
 
-def build(bundler: str, app: str, out_dir: Path, release: str) -> Path:
-    """Build ``snippets/web/<app>`` with Vite or webpack into ``out_dir``."""
+def build(
+    bundler: str,
+    app: str,
+    out_dir: Path,
+    release: str,
+    *,
+    env: dict[str, str] | None = None,
+) -> Path:
+    """Build ``snippets/web/<app>`` with Vite or webpack into ``out_dir``.
+
+    ``app`` may be an absolute path (a page's own app in its package); ``env``
+    adds environment variables the configs read (``WEBPACK_OPTIMIZATION``).
+    """
     if bundler not in BUNDLERS:
         raise ValueError(f"bundler must be one of {BUNDLERS}, not {bundler!r}")
     bin_dir = install() / ".bin"
     command = [str(bin_dir / "vite"), "build"] if bundler == "vite" else []
     command = command or [str(bin_dir / "webpack"), "--config", "webpack.config.js"]
-    env = {"APP": app, "OUT_DIR": str(out_dir), "RELEASE": release}
+    env = {**(env or {}), "APP": app, "OUT_DIR": str(out_dir), "RELEASE": release}
     # One build of the test bed at a time across processes: Vite 8 refuses to
     # start while another Vite build of the same project runs ("Found another
     # Vite build process for this project"), and the matrix builds from three

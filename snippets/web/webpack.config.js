@@ -39,7 +39,8 @@ export default {
     chunkFilename: "[id].[contenthash:8].js",
     clean: true,
   },
-  optimization: { minimize: false },
+  // $WEBPACK_OPTIMIZATION (JSON) adds to `optimization`, e.g. {"chunkIds": "natural"}.
+  optimization: { minimize: false, ...JSON.parse(process.env.WEBPACK_OPTIMIZATION ?? "{}") },
   performance: { hints: false },
   stats: "errors-warnings",
   plugins: [

@@ -1,0 +1,2 @@
+// The lazily loaded route of the page's webpack app.
+export const name = "route";

@@ -1,0 +1,2 @@
+// A lazily loaded route of the page's plain-ES-module site.
+export const name = "route";
