@@ -365,7 +365,7 @@ def is_instance(text: str, message: str) -> bool:
     """Whether ``text`` is ``message`` with a concrete value for each placeholder
     (a reader's paste of the recorded message)."""
     parts = PLACEHOLDER.split(_flat(message))
-    pattern = r"\S+?".join(re.escape(part) for part in parts)
+    pattern = ".+?".join(re.escape(part) for part in parts)
     return re.fullmatch(pattern, _flat(text)) is not None and not PLACEHOLDER.search(
         text
     )
@@ -429,12 +429,13 @@ def render_index(found: list[Record], titles: dict[str, str], depth: str) -> str
         for record in entries:
             title = titles.get(record.page, record.page)
             heading = record.first_line
-            if len(heading) > 72:
-                heading = heading[:70].rstrip() + " …"
+            if len(heading) > 72:  # cut at a space, not inside a placeholder
+                heading = heading[: heading.rfind(" ", 0, 70)] + " …"
             out.append(f"### {_code(heading)} {{ #{record.anchor} }}\n")
-            out.append("```text")
-            out.append(record.message)
-            out.append("```\n")
+            if heading != record.message:
+                out.append("```text")
+                out.append(record.message)
+                out.append("```\n")
             out.append(
                 f"{component} {record.version}. Explained in "
                 f"[{title}]({depth}{record.page}#{record.section}). "
