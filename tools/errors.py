@@ -180,7 +180,7 @@ HEADER = """\
 """
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
     """Multi-line messages as literal blocks, as they were printed."""
 
 
