@@ -427,7 +427,10 @@ def render_index(found: list[Record], titles: dict[str, str], depth: str) -> str
         out.append(f"## {component} {{ #{_slug(component)} }}\n")
         entries = sorted(by_component[component], key=lambda r: r.message.lower())
         for record in entries:
-            title = titles.get(record.page, record.page)
+            # A title is plain text (`__getattr__` is not bold).
+            title = re.sub(
+                r"([\\`*_\[\]<>])", r"\\\1", titles.get(record.page, record.page)
+            )
             heading = record.first_line
             if len(heading) > 72:  # cut at a space, not inside a placeholder
                 heading = heading[: heading.rfind(" ", 0, 70)] + " …"
