@@ -394,8 +394,12 @@ what counts as a quote). To record one, in the test that provokes it:
 
 (pass the exception, or the exact line a log or the console showed), then run
 `UPDATE_OUTPUT=1 .venv/bin/python -m pytest tests/<topic>/test_<pattern>.py`
-and commit snippets/<topic>/errors/<pattern>.yml with the test. Or quote the
-text as the record has it (write … for a part that changes)."""
+and commit snippets/<topic>/errors/<pattern>.yml with the test; add the
+message's first line, pasted with concrete values, to
+tests/site/search_queries.yml for the page; the test file changed, so refresh
+the pattern's stamp: `python3 tests/python_matrix.py
+tests/<topic>/test_<pattern>.py tests/test_outputs.py -k <pattern>`. Or quote
+the text as a record has it (write … for a part that changes)."""
 
 
 # --------------------------------------------------------------------------- #
