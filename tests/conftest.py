@@ -37,6 +37,7 @@ from snippets.support.services import (
     unique,
 )
 from tools import tested_on
+from tools.errors import ErrorRecorder
 
 ROOT = Path(__file__).resolve().parent.parent
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -171,6 +172,26 @@ def nats(request: pytest.FixtureRequest) -> Iterator[Nats]:
         url = request.getfixturevalue("current_nats_url")
     with services.nats(url) as target:
         yield target
+
+
+# --------------------------------------------------------------------------- #
+# Error messages a page quotes are messages a test recorded (tools/errors.py).
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def error_record(request: pytest.FixtureRequest) -> ErrorRecorder:
+    """Record (or compare with its record) an error this test provoked.
+
+    ``error_record(exc, id="stream-lost", component="pika",
+    version=pika.__version__)``; the record is
+    ``snippets/<topic>/errors/<pattern>.yml``; ``UPDATE_OUTPUT=1`` rewrites it.
+    """
+    pattern = tested_on.pattern_of_test(request.path)
+    assert pattern is not None, f"{request.path} is not a pattern's test module"
+    test = f"tests/{pattern.topic}/{request.path.name}::{request.function.__name__}"
+    update = os.environ.get("UPDATE_OUTPUT") == "1"
+    return ErrorRecorder(pattern.topic, pattern.name, test, update)
 
 
 # --------------------------------------------------------------------------- #

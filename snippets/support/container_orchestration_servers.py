@@ -239,6 +239,7 @@ class Report:
     second: str
     worker_timeout: bool
     stuck_in: str
+    timeout_line: str = ""  # the master's log line, when a worker timed out
 
 
 def report(warmup: str, preload: bool, worker_timeout: int = 2) -> Report:
@@ -278,4 +279,5 @@ def report(warmup: str, preload: bool, worker_timeout: int = 2) -> Report:
         second=second,
         worker_timeout=any("WORKER TIMEOUT" in line for line in log),
         stuck_in=(frames and "importlib._bootstrap: " + " > ".join(frames)) or "",
+        timeout_line=next((line for line in log if "WORKER TIMEOUT" in line), ""),
     )

@@ -11,6 +11,7 @@ decides the outcome.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from snippets.build_optimization.make_races.demo import edit_after_build, gated
 from snippets.support.build_optimization_gate import hold_prefix, require_tool
 from snippets.support.services import ServiceUnavailable
 from tests.conftest import unavailable
+from tools.errors import ErrorRecorder
 
 MISSING_HEADER = "main.c:3:10: fatal error: gen.h: No such file or directory"
 
@@ -52,15 +54,35 @@ def held_ninja(where: Path, jobs: int, fix: str) -> Build:
     return ninja_build(where, jobs, fix=fix, slow=hold_prefix(gate), run=gated(gate))
 
 
+def tool_version(*command: str) -> str:
+    """The version a tool reports (``gcc -dumpfullversion``, ``make --version``)."""
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return out.splitlines()[0].removeprefix("GNU Make ")
+
+
 @pytest.mark.parametrize("attempt", range(3))
 def test_undeclared_generated_header_fails_every_time_under_j4(
-    tmp_path: Path, attempt: int
+    tmp_path: Path, attempt: int, error_record: ErrorRecorder
 ) -> None:
     build = held_make(prepare_sources(tmp_path), "header_race.mk", 4)
     print(build)
     assert build.returncode == 2
     assert MISSING_HEADER in build.errors
     assert "make: *** [Makefile:13: main.o] Error 1" in build.errors
+    # What the build printed (the assertions above pin the exact lines).
+    compiler, maker = (line for line in build.errors if "error" in line.lower())
+    error_record(
+        compiler,
+        id="missing-header",
+        component="GCC",
+        version=tool_version("gcc", "-dumpfullversion"),
+    )
+    error_record(
+        maker,
+        id="make-error",
+        component="GNU Make",
+        version=tool_version("make", "--version"),
+    )
 
 
 def test_undeclared_generated_header_builds_under_j1(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import pytest
 from snippets.code_splitting.chunk_load_errors import publish
 from snippets.support import frontend
 from snippets.support.code_splitting_chunk_load import Releases, releases, visit
+from tools.errors import ErrorRecorder
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -30,6 +31,12 @@ MIME_ERROR = (
     "checking is enforced for module scripts per HTML spec."
 )
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def bundler_version(bundler: str) -> str:
+    """The installed bundler's version, from its package.json in the test bed."""
+    package = frontend.WEB / "node_modules" / bundler / "package.json"
+    return str(json.loads(package.read_text())["version"])
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +53,25 @@ def builds(
 
 
 def test_vite_deleted_chunk_rejects_the_import(
-    chromium: Any, builds: dict[str, Releases]
+    chromium: Any, builds: dict[str, Releases], error_record: ErrorRecorder
 ) -> None:
     seen = visit(chromium, builds["vite"])
     (error,) = seen.results
     assert error.startswith(VITE_ERROR), error
     assert error.endswith(".js") and "/assets/settings-" in error
+    error_record(
+        error,
+        id="vite-import-failed",
+        component="Chromium",
+        version=chromium.version,
+        section="vite-error",
+    )
     assert seen.loads == 1
     assert [s for _, p, s in seen.chunk_requests if "settings-" in p] == [404]
 
 
 def test_webpack_deleted_chunk_is_a_chunk_load_error(
-    chromium: Any, builds: dict[str, Releases]
+    chromium: Any, builds: dict[str, Releases], error_record: ErrorRecorder
 ) -> None:
     seen = visit(chromium, builds["webpack"])
     (error,) = seen.results
@@ -66,6 +80,13 @@ def test_webpack_deleted_chunk_is_a_chunk_load_error(
     assert first.endswith(" failed.")
     assert second.startswith("(error: http://127.0.0.1:") and second.endswith(".js)")
     assert seen.loads == 1
+    error_record(
+        error,
+        id="webpack-chunk-load-error",
+        component="webpack",
+        version=bundler_version("webpack"),
+        section="webpack-error",
+    )
 
 
 def test_spa_fallback_turns_the_404_into_a_mime_error_for_vite(
@@ -80,12 +101,19 @@ def test_spa_fallback_turns_the_404_into_a_mime_error_for_vite(
 
 
 def test_spa_fallback_runs_index_html_as_script_for_webpack(
-    chromium: Any, builds: dict[str, Releases]
+    chromium: Any, builds: dict[str, Releases], error_record: ErrorRecorder
 ) -> None:
     seen = visit(chromium, builds["webpack"], spa_fallback=True)
     (error,) = seen.results
     assert error.splitlines()[1].startswith("(missing: http://127.0.0.1:")
     assert "SyntaxError: Unexpected token '<'" in seen.console
+    error_record(
+        "SyntaxError: Unexpected token '<'",
+        id="spa-fallback-syntax-error",
+        component="Chromium",
+        version=chromium.version,
+        section="webpack-error",
+    )
 
 
 @pytest.mark.parametrize("bundler", BUNDLERS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import platform
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from snippets.code_splitting.import_hygiene import (
     tally,
     write_cycle_package,
 )
+from tools.errors import ErrorRecorder
 
 RUNS = 10
 
@@ -71,7 +73,7 @@ def test_fixes_leave_no_failed_request(
 
 
 def test_deadlock_error_is_a_runtime_error_not_an_import_error(
-    tmp_path: Path,
+    tmp_path: Path, error_record: ErrorRecorder
 ) -> None:
     package = f"cycle_{tmp_path.name}"
     write_cycle_package(tmp_path, package, "import_module")
@@ -104,6 +106,51 @@ def test_deadlock_error_is_a_runtime_error_not_an_import_error(
     assert isinstance(error, RuntimeError)
     assert not isinstance(error, ImportError)
     assert "deadlock detected by _ModuleLock" in str(error)
+    # Which of the two modules' locks the message names depends on scheduling.
+    names = {f"{package}.{route}": "<module>" for route in ("alpha", "beta")}
+    error_record(
+        error,
+        id="deadlock-error",
+        component="CPython",
+        version=platform.python_version(),
+        section="problem",
+        names=names,
+    )
+
+
+def test_a_half_built_module_has_no_attribute_yet(
+    tmp_path: Path, error_record: ErrorRecorder
+) -> None:
+    """The message a request gets from a module that another import started:
+    here in one thread, a cycle whose second module reads from the first."""
+    package = f"half_{tmp_path.name}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "alpha.py").write_text(
+        f"from {package} import beta\nROUTE = 'alpha'\n"
+    )
+    (tmp_path / package / "beta.py").write_text(
+        f"from {package} import alpha\nROUTE = alpha.ROUTE\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(AttributeError) as caught:
+            importlib.import_module(f"{package}.alpha")
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.split(".")[0] == package]:
+            del sys.modules[name]
+    assert "partially initialized module" in str(caught.value)
+    # Python 3.13 adds the module's file ("from '/…/alpha.py'"): a record each.
+    wording = "" if sys.version_info < (3, 13) else "-3-13"
+    error_record(
+        caught.value,
+        id=f"partially-initialized{wording}",
+        component="CPython",
+        version=platform.python_version(),
+        section="problem",
+        names={package: "routes"},
+    )
 
 
 def test_prewarm_imports_in_sorted_order_and_raises_at_start_up() -> None:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 
+import gunicorn as gunicorn_package  # type: ignore[import-untyped]
 import pytest
 import uvicorn
 from gunicorn.config import Config  # type: ignore[import-untyped]
@@ -35,6 +36,7 @@ from snippets.support.container_orchestration_servers import (
     uvicorn as uvicorn_server,
 )
 from snippets.support.container_orchestration_service import Gate, Requests
+from tools.errors import ErrorRecorder
 
 WORKERS = {
     "sync": ("-k", "sync", "--workers", str(IN_FLIGHT), "--threads", "1"),
@@ -148,10 +150,19 @@ def test_graceful_timeout_kills_workers_still_busy(worker: str) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def test_preload_with_a_warm_up_thread_hangs_the_first_import() -> None:
+def test_preload_with_a_warm_up_thread_hangs_the_first_import(
+    error_record: ErrorRecorder,
+) -> None:
     outcome = report("thread", preload=True)
     assert outcome.first == "500"  # the worker timeout's SIGABRT, mid-request
     assert outcome.worker_timeout
+    error_record(
+        outcome.timeout_line.strip(),
+        id="worker-timeout",
+        component="gunicorn",
+        version=gunicorn_package.__version__,
+        section="preload",
+    )
     assert outcome.stuck_in.endswith("> acquire")
     assert outcome.second == "200"  # a new worker, forked after the import
 

@@ -11,6 +11,7 @@ timing for attribute access.
 
 from __future__ import annotations
 
+import platform
 import sys
 import threading
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from snippets.support.lazy_loading_apps import (
     with_providers,
 )
 from tests.conftest import ROOT
+from tools.errors import ErrorRecorder
 
 LISTING_315 = ROOT / "snippets" / "lazy_loading" / "explicit_lazy_imports_315.txt"
 THREADS = 32
@@ -86,10 +88,18 @@ def test_python_315_listing_is_not_valid_before_3_15() -> None:
 # -- see it break: the registration moves to first use ------------------------- #
 
 
-def test_deferred_plugin_is_missing_from_a_plain_registry(apps: Apps) -> None:
+def test_deferred_plugin_is_missing_from_a_plain_registry(
+    apps: Apps, error_record: ErrorRecorder
+) -> None:
     app, probe = apps.make(plain)
-    with pytest.raises(KeyError, match="csv"):
+    with pytest.raises(KeyError, match="csv") as caught:
         probe.registry.get("csv")
+    error_record(
+        caught.value,
+        id="missing-plugin",
+        component="CPython",
+        version=platform.python_version(),
+    )
     assert probe.runs == 0  # the plugin's module never ran
     app.csv_export  # noqa: B018  (the first use of the deferred name)
     assert probe.registry.get("csv") is app.csv_export.export

@@ -16,6 +16,8 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import platform
+import re
 import sys
 import threading
 import types
@@ -33,6 +35,7 @@ from snippets.lazy_loading.lazy_loader import (
     lazy_import,
     warm,
 )
+from tools.errors import ErrorRecorder
 
 SLOW = "probe.inside.set()\nprobe.release.wait(timeout=10)\nVALUE = 42\n"
 
@@ -134,7 +137,7 @@ def second_reader(name: str, probe: Probe, get: Callable[[], object]) -> list[st
 
 
 def test_docs_recipe_lets_a_second_thread_see_a_half_run_module(
-    modules: Modules,
+    modules: Modules, error_record: ErrorRecorder
 ) -> None:
     name, probe = modules.make(SLOW)
     module = docs_recipe(name)
@@ -145,6 +148,15 @@ def test_docs_recipe_lets_a_second_thread_see_a_half_run_module(
     else:  # 3.11.7 and 3.12.1 here: B reads the module while its body runs
         assert seen[1] == "B waited: False"
         assert f"module '{name}' has no attribute 'VALUE'" in seen[2]
+        said = re.fullmatch(r'B: AttributeError\("(.*)"\)', seen[2])
+        assert said is not None, seen[2]
+        error_record(
+            f"AttributeError: {said[1]}",
+            id="half-run-module",
+            component="CPython",
+            version=platform.python_version(),
+            names={name: "lzmod_<name>"},
+        )
     assert probe.runs == 1
 
 
@@ -287,15 +299,24 @@ def create_from_two_threads(
     return made
 
 
-def test_docs_recipe_from_two_threads_makes_two_modules(modules: Modules) -> None:
+def test_docs_recipe_from_two_threads_makes_two_modules(
+    modules: Modules, error_record: ErrorRecorder
+) -> None:
     name, probe = modules.make("VALUE = object()\n")
     made = create_from_two_threads(modules, name, docs_recipe)
     assert len({id(module) for module in made}) == 2
     (kept,) = [module for module in made if module is sys.modules[name]]
     (replaced,) = [module for module in made if module is not kept]
     assert kept.VALUE is not None
-    with pytest.raises(ValueError, match=r"substituted in sys\.modules"):
+    with pytest.raises(ValueError, match=r"substituted in sys\.modules") as caught:
         replaced.VALUE  # noqa: B018  (a thread still holding the first copy)
+    error_record(
+        caught.value,
+        id="substituted",
+        component="CPython",
+        version=platform.python_version(),
+        names={name: "lzmod_<name>"},
+    )
     assert probe.runs == 2  # the replaced copy ran the body before it failed
 
 

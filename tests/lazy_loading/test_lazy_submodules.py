@@ -9,6 +9,7 @@ threads wait for each other.
 
 from __future__ import annotations
 
+import platform
 import sys
 import threading
 import types
@@ -30,6 +31,7 @@ from snippets.support.lazy_loading_packages import (
     scratch_packages,
     touch_a_and_b,
 )
+from tools.errors import ErrorRecorder
 
 THREADS = 16
 
@@ -159,7 +161,9 @@ NAME_CYCLE = {
 }
 
 
-def test_a_from_import_cycle_fails_in_one_thread(packages: Packages) -> None:
+def test_a_from_import_cycle_fails_in_one_thread(
+    packages: Packages, error_record: ErrorRecorder
+) -> None:
     """`from pkg.a import name` at import time needs `name` to exist already."""
     pkg, _ = packages.make(["a", "b"], NAME_CYCLE)
     with pytest.raises(ImportError) as error:
@@ -171,3 +175,11 @@ def test_a_from_import_cycle_fails_in_one_thread(packages: Packages) -> None:
         f"cannot import name 'name' from partially initialized module {module}"
     )
     assert "(most likely due to a circular import)" in message
+    error_record(
+        error.value,
+        id="cannot-import-name",
+        component="CPython",
+        version=platform.python_version(),
+        section="problem",
+        names={pkg.__name__: "pkg"},
+    )

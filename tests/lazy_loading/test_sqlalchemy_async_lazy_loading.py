@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
+import sqlalchemy
 from sqlalchemy import event, select
 from sqlalchemy.exc import InvalidRequestError, MissingGreenlet, StatementError
 from sqlalchemy.ext.asyncio import (
@@ -45,6 +46,7 @@ from snippets.support.lazy_loading_sqlalchemy import (
     seeded,
 )
 from tests.conftest import Postgres
+from tools.errors import ErrorRecorder
 
 T = TypeVar("T")
 Loader = Callable[[AsyncSession], Awaitable[Books]]
@@ -83,7 +85,7 @@ EXPECTED = {
 
 
 def test_lazy_relationship_in_async_code_raises_missing_greenlet(
-    postgres: Postgres,
+    postgres: Postgres, error_record: ErrorRecorder
 ) -> None:
     async def body(engine: AsyncEngine) -> None:
         counter = QueryCounter(engine)
@@ -99,6 +101,15 @@ def test_lazy_relationship_in_async_code_raises_missing_greenlet(
         assert str(error).startswith(f"(sqlalchemy.exc.MissingGreenlet) {GREENLET}")
         assert "https://sqlalche.me/e/21/xd2s" in str(error)
         assert len(statements) == 1  # the authors; the lazy SELECT never went out
+        # The traceback shows both: the MissingGreenlet, then what wraps it.
+        for key, raised in (("missing-greenlet", error.orig), ("wrapped", error)):
+            assert isinstance(raised, BaseException)
+            error_record(
+                raised,
+                id=key,
+                component="SQLAlchemy",
+                version=sqlalchemy.__version__,
+            )
 
     run(postgres, body)
 

@@ -11,6 +11,7 @@ import asyncio
 import copy
 import functools
 import pickle
+import platform
 import sys
 import threading
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from snippets.lazy_loading.thread_safe_lazy_init import (
     Once,
     locked_cached_property,
 )
+from tools.errors import ErrorRecorder
 
 THREADS = 8
 
@@ -233,6 +235,23 @@ def test_locked_cached_property_leaves_no_lock_on_the_instance() -> None:
     assert pickle.loads(pickle.dumps(settings)).greeting == "hello ada"
     assert copy.deepcopy(settings).greeting == "hello ada"
     assert vars(settings) == {"name": "ada", "greeting": "hello ada"}
+
+
+def test_a_lock_left_in_the_instance_dict_breaks_pickle(
+    error_record: ErrorRecorder,
+) -> None:
+    """Why the property removes its per-instance lock after the first read."""
+    settings = Settings("ada")
+    settings.__dict__["_lock_greeting"] = threading.Lock()
+    with pytest.raises(TypeError, match="cannot pickle") as caught:
+        pickle.dumps(settings)
+    error_record(
+        caught.value,
+        id="pickle-lock",
+        component="CPython",
+        version=platform.python_version(),
+        section="locked-cached-property",
+    )
 
 
 def test_locked_cached_property_leaves_no_lock_after_a_race() -> None:

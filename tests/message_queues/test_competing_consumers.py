@@ -27,6 +27,7 @@ from snippets.support.message_queues_competing import (
     wait_until,
 )
 from tests.conftest import RabbitMQ
+from tools.errors import ErrorRecorder
 
 
 def server_version(connection: pika.BlockingConnection) -> str:
@@ -88,7 +89,9 @@ SLOW_SECONDS = 4.0  # four times the 1 s heartbeat timeout
 
 
 def test_blocking_the_connection_thread_drops_the_connection(
-    rabbitmq: RabbitMQ, connection: pika.BlockingConnection
+    rabbitmq: RabbitMQ,
+    connection: pika.BlockingConnection,
+    error_record: ErrorRecorder,
 ) -> None:
     """Without the worker thread: the broker closes the silent connection."""
     queue = rabbitmq.name("slow")
@@ -105,6 +108,42 @@ def test_blocking_the_connection_thread_drops_the_connection(
             conn.process_data_events(time_limit=0.5)
     print(f"basic_ack after the silence: {lost.value!r}")
     wait_until(lambda: ready(connection, queue) == 1, 10, "the requeue")
+    error_record(
+        lost.value,
+        id="stream-lost",
+        component="pika",
+        version=pika.__version__,
+    )
+
+
+def test_an_ack_on_another_channel_closes_that_channel(
+    rabbitmq: RabbitMQ,
+    connection: pika.BlockingConnection,
+    error_record: ErrorRecorder,
+) -> None:
+    """Delivery tags belong to their channel: acking one elsewhere is an error."""
+    queue = rabbitmq.name("tags")
+    with connection.channel() as channel:
+        cc.declare_queue(channel, queue)
+    cc.publish(connection, queue, [b"m0"])
+    receiving = connection.channel()
+    method, _, _ = next(receiving.consume(queue, inactivity_timeout=5))
+    assert method is not None
+    other = connection.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        other.basic_ack(method.delivery_tag)
+        other.basic_qos(prefetch_count=1)  # a round trip: the close arrives
+    assert closed.value.reply_code == 406
+    assert closed.value.reply_text.startswith("PRECONDITION_FAILED - unknown delivery")
+    receiving.close()  # the unacknowledged message goes back to the queue
+    wait_until(lambda: ready(connection, queue) == 1, 10, "the requeue")
+    error_record(
+        closed.value,
+        id="unknown-delivery-tag",
+        component="RabbitMQ",
+        version=server_version(connection),
+        section="pattern",
+    )
 
 
 def test_long_work_on_a_worker_thread_keeps_the_connection(

@@ -74,6 +74,7 @@ def test_the_zip_holds_one_folder_with_the_site(unzipped: Path) -> None:
     assert (unzipped / "index.html").is_file()
     assert (unzipped / "search" / "search_index.js").is_file()
     assert (unzipped / "assets" / "vendor" / "iframe-worker" / "shim.js").is_file()
+    assert (unzipped / "errors.html").is_file()  # the index of error messages
     pages = [p for p in unzipped.rglob("*.html") if p.name != "404.html"]
     assert len(pages) >= 12
 
@@ -93,6 +94,11 @@ def test_navigation_works_from_disk(unzipped: Path, page: Any) -> None:
     [
         ("lazy initialization", "lazy-loading/thread-safe-lazy-init.html"),
         ("competing consumers", "message-queues/competing-consumers.html"),
+        # A pasted error line (overrides/partials/on-demand.html, item 5).
+        (
+            "sqlalchemy.exc.MissingGreenlet: greenlet_spawn has not been called",
+            "lazy-loading/sqlalchemy-async-lazy-loading.html",
+        ),
     ],
 )
 def test_search_finds_a_page_from_disk(

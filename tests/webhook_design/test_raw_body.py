@@ -34,6 +34,7 @@ from snippets.webhook_design.raw_body.demo import (
     endpoints,
 )
 from snippets.webhook_design.verify_then_dedupe import new_secret, signature_headers
+from tools.errors import ErrorRecorder
 
 GOOD = [
     "django request.body",
@@ -132,7 +133,7 @@ def test_flask_form_read_first_leaves_get_data_empty(urls: dict[str, str]) -> No
     assert broken == (401, "no matching signature (get_data() returned 0 bytes)")
 
 
-def test_drf_body_after_data(urls: dict[str, str]) -> None:
+def test_drf_body_after_data(urls: dict[str, str], error_record: ErrorRecorder) -> None:
     url = urls["drf request.data, then request.body"]
     # DRF 3.18 parses JSON and form bodies from a copy of request.body ...
     assert deliver(url, BODY) == (200, "accepted invoice.paid")
@@ -143,6 +144,13 @@ def test_drf_body_after_data(urls: dict[str, str]) -> None:
         500,
         "RawPostDataException: You cannot access body after reading from "
         "request's data stream",
+    )
+    error_record(
+        text,  # the view answers with the exception's class name and message
+        id="body-after-data",
+        component="Django",
+        version=django.__version__,
+        section="drf-body-after-data",
     )
 
 
