@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import platform
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -32,6 +33,7 @@ from snippets.lazy_loading.fastapi_cached_settings.demo import (
     thread_pool_size,
 )
 from snippets.support.lazy_loading_fastapi import first_requests, get, loads, serve
+from tools.errors import ErrorRecorder
 
 
 def test_lru_cache_dependency_builds_settings_once_per_racing_request() -> None:
@@ -78,7 +80,9 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().pool_size == 25
 
 
-def test_lru_cache_on_an_async_def_caches_a_coroutine() -> None:
+def test_lru_cache_on_an_async_def_caches_a_coroutine(
+    error_record: ErrorRecorder,
+) -> None:
     """The trap on the way to the async fix: cache the sync loader instead."""
 
     @lru_cache
@@ -89,8 +93,17 @@ def test_lru_cache_on_an_async_def_caches_a_coroutine() -> None:
         await get_settings()
         await get_settings()
 
-    with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+    with pytest.raises(
+        RuntimeError, match="cannot reuse already awaited coroutine"
+    ) as caught:
         asyncio.run(twice())
+    error_record(
+        caught.value,
+        id="awaited-coroutine",
+        section="async-dependency",
+        component="CPython",
+        version=platform.python_version(),
+    )
 
     app = FastAPI()
 

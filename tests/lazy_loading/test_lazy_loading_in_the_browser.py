@@ -21,6 +21,7 @@ from snippets.support.lazy_loading_browser import (
 )
 from snippets.support.services import ServiceUnavailable
 from tests.conftest import unavailable
+from tools.errors import ErrorRecorder
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -90,10 +91,19 @@ def test_the_generation_check_holds_when_the_load_cannot_be_aborted(
     assert seen.shown == ["con"] and seen.failed == []
 
 
-def test_abort_with_a_reason_rejects_with_the_reason(chromium: Any) -> None:
+def test_abort_with_a_reason_rejects_with_the_reason(
+    chromium: Any, error_record: ErrorRecorder
+) -> None:
     plain, reason, dom = abort_rejections(chromium)
     assert plain.endswith(
         "AbortError: signal is aborted without reason (signal.aborted true)"
+    )
+    error_record(
+        plain.rsplit("-> ", 1)[-1].removesuffix(" (signal.aborted true)"),
+        id="aborted-without-reason",
+        component="Chromium",
+        version=chromium.version,
+        section="abort-reason",
     )
     assert reason.endswith("-> Error: superseded (signal.aborted true)")
     assert dom.endswith("-> AbortError: superseded (signal.aborted true)")
