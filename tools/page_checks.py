@@ -247,6 +247,12 @@ def check_page(path: Path, text: str | None = None) -> list[Problem]:
             if not isinstance(value, str) or not value.strip():
                 problems.append(Problem(path, 1, f"front matter has no {key!r}"))
         description = meta.get("description")
+        if isinstance(description, str) and '"' in description:
+            # The theme writes it into <meta name="description" content="...">
+            # as it is: a double quote ends the attribute there.
+            problems.append(
+                Problem(path, 1, "description has a double quote: use single quotes")
+            )
         if isinstance(description, str) and not 40 <= len(description) <= 300:
             problems.append(
                 Problem(

@@ -210,6 +210,9 @@ def gallery_visit(browser: Browser, *, sized: bool) -> Gallery:
 # --------------------------------------------------------------------------- #
 
 
+ABORTING = ("by-name", "latest")  # the loaders that abort a superseded load
+
+
 class _SearchThread:
     """SearchServer on an event loop of its own thread."""
 
@@ -290,6 +293,10 @@ def rows_visit(browser: Browser, loader: str, order: tuple[str, str]) -> Rows:
         search.wait_arrived("co")
         page.evaluate("() => document.querySelectorAll('section')[1].scrollIntoView()")
         search.wait_arrived("con")
+        if loader in ABORTING:
+            # Chromium closes the aborted request's connection on its own
+            # time; answers are released once the server has seen it go.
+            search.wait_settled("co")
         for query in order:
             search.release(query)
             search.wait_settled(query)

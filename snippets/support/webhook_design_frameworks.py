@@ -19,7 +19,7 @@ import socketserver
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -75,19 +75,20 @@ def serve_wsgi(app: WSGIApp) -> Iterator[str]:
 
 
 @contextmanager
-def serve_asgi(
-    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off", **options: Any
-) -> Iterator[str]:
+def serve_asgi(app: Any, **options: Any) -> Iterator[str]:
     """Serve ``app`` under uvicorn on a thread; yield its base URL.
 
-    ``lifespan="on"`` runs the app's start-up before the first request; other
-    ``options`` go to ``uvicorn.Config`` (``forwarded_allow_ips``, ...).
+    ``options`` go to ``uvicorn.Config``: ``forwarded_allow_ips``, or
+    ``lifespan="on"`` to run the app's start-up before the first request
+    (off by default).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, **options)
+    config = uvicorn.Config(
+        app, **{"log_level": "warning", "lifespan": "off", **options}
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
     thread.start()

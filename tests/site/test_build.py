@@ -41,6 +41,13 @@ WARNINGS = {
         "---\ntitle: Broken\ndescription: [unclosed\n---\n\n# Broken { #broken }\n",
         ["broken-front-matter.md:", "front matter is not valid YAML"],
     ),
+    "double quote in the description": (
+        "broken-description.md",
+        '---\ntitle: Broken\ndescription: >-\n  Images with loading="lazy" in a '
+        "description that the theme would cut at the quote.\n---\n\n"
+        "# Broken { #broken }\n",
+        ["broken-description.md:1", "description has a double quote"],
+    ),
     "heading without id": (
         "broken-heading.md",
         GOOD_FRONT_MATTER + "## A heading\n",
