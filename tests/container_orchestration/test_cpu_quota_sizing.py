@@ -221,3 +221,49 @@ def test_this_machine() -> None:
     if real.quota is not None:
         assert real.quota.source.is_file()
         assert real.cpus == min(real.available, max(1, int(real.quota.cpus)))
+
+
+# --------------------------------------------------------------------------- #
+# A real quota: docker run --cpus=1 (cgroup v1 on this machine)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def inside(docker: str) -> dict[str, dict]:
+    """The probe's reports from `docker run --cpus=1`: 3.11 with the pools, 3.13."""
+    from snippets.support.container_orchestration_cpu_docker import inside_container
+
+    return {
+        "3.11": inside_container("1"),
+        "3.13": inside_container("1", python="3.13", tasks=0),
+    }
+
+
+def test_python_counts_inside_docker_cpus_1_are_the_hosts(inside: dict) -> None:
+    host = os.cpu_count()
+    assert inside["3.11"]["cpu_count"] == host
+    assert inside["3.13"]["cpu_count"] == host
+    assert inside["3.13"]["process_cpu_count"] == host  # affinity, not quota
+
+
+def test_the_reader_finds_the_quota_inside_docker(inside: dict) -> None:
+    for report in inside.values():
+        assert report["quota_cpus"] == 1.0
+        assert report["budget_cpus"] == 1
+        assert report["quota_file"] in {
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",  # v1, as on this machine
+            "/sys/fs/cgroup/cpu.max",  # v2
+        }
+
+
+def test_an_oversized_pool_is_throttled_and_a_right_sized_one_is_not(
+    inside: dict,
+) -> None:
+    oversized, right = inside["3.11"]["oversized"], inside["3.11"]["right_sized"]
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: the stdlib default is already one worker")
+    assert oversized["workers"] == os.cpu_count() and right["workers"] == 1
+    assert oversized["throttled"] > right["throttled"]
+    # throttled time as a share of wall time: most of it against almost none
+    assert oversized["throttled_ms"] / 1000 / oversized["wall"] > 0.4
+    assert right["throttled_ms"] / 1000 / right["wall"] < 0.1
