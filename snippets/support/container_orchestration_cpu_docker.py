@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from snippets.support.docker_engine import base_image, container_name, docker, removed
 from snippets.support.services import ServiceUnavailable
@@ -43,7 +44,9 @@ def python313() -> tuple[str, str]:
     raise ServiceUnavailable("no Python 3.13 on this machine; pyenv install 3.13")
 
 
-def inside_container(cpus: str, *, python: str = "3.11", tasks: int = 8) -> dict:
+def inside_container(
+    cpus: str, *, python: str = "3.11", tasks: int = 8
+) -> dict[str, Any]:
     """The probe's report from a container with `--cpus=cpus`."""
     image = base_image()
     name = container_name("cpu")
@@ -60,4 +63,5 @@ def inside_container(cpus: str, *, python: str = "3.11", tasks: int = 8) -> dict
             "-e", "PYTHONDONTWRITEBYTECODE=1", "-w", "/src",
             image, executable, "-m", module, str(tasks),
         )  # fmt: skip
-    return json.loads(run.stdout)
+    report: dict[str, Any] = json.loads(run.stdout)
+    return report

@@ -61,9 +61,9 @@ def _lines(name: str) -> list[str]:
 
 
 def seconds_bucket(seconds: float, timeout: int) -> str:
-    """`under 1 s`, or `the full N s timeout` (then SIGKILL)."""
-    if seconds < 1:
-        return "under 1 s"
+    """`at once` (well before the timeout), or `the full N s` (then SIGKILL)."""
+    if seconds < timeout - 0.5:
+        return "at once"
     if timeout - 0.5 <= seconds < timeout + 1.5:
         return f"the full {timeout} s"
     return f"about {round(seconds)} s"

@@ -64,7 +64,15 @@ LINKS = {  # Debian's merged /usr, and the names scripts call
     "usr/bin/python": "python3.11",
 }
 STDLIB = Path("/usr/lib/python3.11")
-SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data"}
+SKIP = {
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "lib2to3",
+    "pydoc_data",
+}
 
 
 def docker_bin() -> str:
@@ -96,7 +104,10 @@ def docker(
 
 def _daemon_up() -> bool:
     try:
-        return docker("info", "--format", "{{.ServerVersion}}", check=False).returncode == 0
+        return (
+            docker("info", "--format", "{{.ServerVersion}}", check=False).returncode
+            == 0
+        )
     except (subprocess.TimeoutExpired, ServiceUnavailable):
         return False
 
@@ -140,7 +151,11 @@ def _files() -> dict[str, Path]:
     files = {inside: Path(host) for inside, host in PROGRAMS.items()}
     for path in sorted(STDLIB.rglob("*")):
         relative = path.relative_to(STDLIB)
-        if relative.parts[0] in SKIP or path.is_dir() or "dist-packages" in relative.parts:
+        if (
+            relative.parts[0] in SKIP
+            or path.is_dir()
+            or "dist-packages" in relative.parts
+        ):
             continue
         files[f"{STDLIB}/{relative}"] = path
     binaries = [Path(host) for host in PROGRAMS.values()]

@@ -1,12 +1,12 @@
 """Tests for snippets/container_orchestration/cpu_quota_sizing/.
 
-Setting a real CFS quota needs root and a writable cgroup tree, so the reading
-code is tested on trees of plain files under tmp_path that copy what the kernel
-shows (`/proc/self/cgroup`, `/proc/self/mountinfo`, `cpu.max` or the v1
+The reading code is tested on trees of plain files under tmp_path that copy
+what the kernel shows (`/proc/self/cgroup`, `/proc/self/mountinfo`, `cpu.max` or the v1
 files): cgroup v1 and v2, no limit, fractional limits, limits on a parent.
 Then it reads this machine's real files and prints what they say. Affinity and
 the `-X cpu_count` / `PYTHON_CPU_COUNT` override are real: they run in child
-processes.
+processes. Last, a real quota: `docker run --cpus=1` (the `docker` fixture),
+where the counts, the reader and the throttling in `cpu.stat` are measured.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -229,7 +230,7 @@ def test_this_machine() -> None:
 
 
 @pytest.fixture(scope="module")
-def inside(docker: str) -> dict[str, dict]:
+def inside(docker: str) -> dict[str, dict[str, Any]]:
     """The probe's reports from `docker run --cpus=1`: 3.11 with the pools, 3.13."""
     from snippets.support.container_orchestration_cpu_docker import inside_container
 
@@ -239,14 +240,16 @@ def inside(docker: str) -> dict[str, dict]:
     }
 
 
-def test_python_counts_inside_docker_cpus_1_are_the_hosts(inside: dict) -> None:
+def test_python_counts_inside_docker_cpus_1_are_the_hosts(
+    inside: dict[str, Any],
+) -> None:
     host = os.cpu_count()
     assert inside["3.11"]["cpu_count"] == host
     assert inside["3.13"]["cpu_count"] == host
     assert inside["3.13"]["process_cpu_count"] == host  # affinity, not quota
 
 
-def test_the_reader_finds_the_quota_inside_docker(inside: dict) -> None:
+def test_the_reader_finds_the_quota_inside_docker(inside: dict[str, Any]) -> None:
     for report in inside.values():
         assert report["quota_cpus"] == 1.0
         assert report["budget_cpus"] == 1
@@ -257,7 +260,7 @@ def test_the_reader_finds_the_quota_inside_docker(inside: dict) -> None:
 
 
 def test_an_oversized_pool_is_throttled_and_a_right_sized_one_is_not(
-    inside: dict,
+    inside: dict[str, Any],
 ) -> None:
     oversized, right = inside["3.11"]["oversized"], inside["3.11"]["right_sized"]
     if (os.cpu_count() or 1) < 2:

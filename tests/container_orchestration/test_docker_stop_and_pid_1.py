@@ -19,7 +19,9 @@ APP = ["python3", "/app/app.py"]
 TIMEOUT = 2
 
 
-def stop(command: list[str], options: list[str] | None = None, **kwargs: int) -> Stopped:
+def stop(
+    command: list[str], options: list[str] | None = None, **kwargs: int
+) -> Stopped:
     return run_and_stop(command, run_options=options or [], timeout=TIMEOUT, **kwargs)
 
 

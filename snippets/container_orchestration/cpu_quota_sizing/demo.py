@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 from snippets.container_orchestration.cpu_quota_sizing import (
@@ -77,7 +78,7 @@ def show_sizes() -> list[str]:
     return lines
 
 
-def share(pool: dict) -> str:
+def share(pool: dict[str, Any]) -> str:
     """Throttled time as a share of the run's wall time, in buckets."""
     ratio = pool["throttled_ms"] / 1000 / pool["wall"]
     if ratio < 0.1:
@@ -114,5 +115,7 @@ def show_docker() -> list[str]:
 
 if __name__ == "__main__":
     sys.exit(
-        run_cases({"defaults": show_defaults, "sizes": show_sizes, "docker": show_docker})
+        run_cases(
+            {"defaults": show_defaults, "sizes": show_sizes, "docker": show_docker}
+        )
     )

@@ -82,7 +82,7 @@ def report(tasks: int = 8, loops: int = 5_000_000) -> dict[str, object]:
         oversized = int(vars(default)["_max_workers"])
     process_cpu_count = getattr(os, "process_cpu_count", None)
     return {
-        "python": "%d.%d" % sys.version_info[:2],
+        "python": "{}.{}".format(*sys.version_info[:2]),
         "cpu_count": os.cpu_count(),
         "process_cpu_count": process_cpu_count() if process_cpu_count else None,
         "quota_cpus": None if budget.quota is None else float(budget.quota.cpus),
