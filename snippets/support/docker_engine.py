@@ -2,9 +2,10 @@
 
 No registry is reachable from this machine, so nothing is ever pulled: the
 base image is a root filesystem assembled from files already on the machine
-(Debian's Python 3.11 and the shared libraries `ldd` names, dash as `/bin/sh`,
-bash, tini and a few coreutils), imported with `docker import` and tagged by a
-hash of its content, so each machine builds it once. The daemon is started
+(Debian's Python 3.11 and the shared libraries `ldd` names, Debian's pip,
+dash as `/bin/sh`, bash, tini and a few coreutils), imported with
+`docker import` and tagged by a hash of its content, so each machine builds
+it once. The daemon is started
 with `--bridge=none` when it is not running (the default bridge uses a private
 address range no test may send traffic to); containers run with
 `--pull never` and `--network none`, or `--network host` on 127.0.0.1.
@@ -44,7 +45,7 @@ INSTALL = (
     "dockerd --bridge=none --iptables=false &"
 )
 REPOSITORY = "local/cp-base"
-RECIPE = "3"  # bump when the list below changes
+RECIPE = "4"  # bump when the lists below change
 # Programs the image needs, by the path they have inside it.
 PROGRAMS = {
     "/usr/bin/python3.11": "/usr/bin/python3.11",
@@ -54,6 +55,7 @@ PROGRAMS = {
     "/usr/bin/cat": "/usr/bin/cat",
     "/usr/bin/tini": "/usr/bin/tini",
 }
+PIP = Path("/usr/lib/python3/dist-packages/pip")  # Debian's, vendored libraries
 LINKS = {  # Debian's merged /usr, and the names scripts call
     "bin": "usr/bin",
     "sbin": "usr/sbin",
@@ -73,6 +75,13 @@ SKIP = {
     "lib2to3",
     "pydoc_data",
 }
+# python:3.12-slim has no EXTERNALLY-MANAGED marker either: pip may install.
+SKIP_FILES = {"EXTERNALLY-MANAGED"}
+PIP_SCRIPT = b"""#!/usr/bin/python3
+import sys
+from pip._internal.cli.main import main
+sys.exit(main())
+"""
 
 
 def docker_bin() -> str:
@@ -155,9 +164,14 @@ def _files() -> dict[str, Path]:
             relative.parts[0] in SKIP
             or path.is_dir()
             or "dist-packages" in relative.parts
+            or path.name in SKIP_FILES
         ):
             continue
         files[f"{STDLIB}/{relative}"] = path
+    if PIP.is_dir():
+        for path in sorted(PIP.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                files[str(path)] = path
     binaries = [Path(host) for host in PROGRAMS.values()]
     binaries += sorted((STDLIB / "lib-dynload").glob("*.so"))
     for binary in binaries:
@@ -188,6 +202,10 @@ def _rootfs_tar(files: dict[str, Path]) -> bytes:
                 continue
             with open(host, "rb") as handle:
                 tar.addfile(info, handle)
+        if PIP.is_dir():
+            info = tarfile.TarInfo("usr/bin/pip")
+            info.size, info.mode = len(PIP_SCRIPT), 0o755
+            tar.addfile(info, io.BytesIO(PIP_SCRIPT))
         passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n"
         info = tarfile.TarInfo("etc/passwd")
         info.size, info.mode = len(passwd), 0o644
