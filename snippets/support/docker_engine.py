@@ -170,7 +170,7 @@ def _files() -> dict[str, Path]:
         files[f"{STDLIB}/{relative}"] = path
     if PIP.is_dir():
         for path in sorted(PIP.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
+            if path.is_file():
                 files[str(path)] = path
     binaries = [Path(host) for host in PROGRAMS.values()]
     binaries += sorted((STDLIB / "lib-dynload").glob("*.so"))
