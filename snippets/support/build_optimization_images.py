@@ -36,6 +36,7 @@ __all__ = [
     "buildah_base",
     "buildah_bud",
     "docker_build",
+    "fresh",
     "in_image",
     "remove_images",
     "unique_tag",
@@ -53,6 +54,7 @@ class Build:
     cached: int
     install_ran: bool  # the `pip install` step ran (not taken from the cache)
     output: str
+    image: str = ""  # the image's ID, to remove it once its tag has moved on
 
 
 def _steps(output: str, step: str, cached: str) -> tuple[int, int, bool]:
@@ -74,10 +76,19 @@ def docker_build(context: Path, dockerfile: Path, tag: str) -> Build:
     started = time.monotonic()
     run = subprocess.run(
         [
-            docker_bin(), "build", "--network", "none", "--pull=false",
-            "--build-arg", f"BASE={base_image()}", "-t", tag,
-            "-f", str(dockerfile), str(context),
-        ],  # fmt: skip
+            docker_bin(),
+            "build",
+            "--network",
+            "none",
+            "--pull=false",
+            "--build-arg",
+            f"BASE={base_image()}",
+            "-t",
+            tag,
+            "-f",
+            str(dockerfile),
+            str(context),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -87,7 +98,8 @@ def docker_build(context: Path, dockerfile: Path, tag: str) -> Build:
     if run.returncode != 0:
         raise RuntimeError(f"docker build failed:\n{run.stdout}\n{run.stderr}")
     steps, cached, ran = _steps(run.stdout, r"(?m)^Step \d+/\d+ : ", "Using cache")
-    return Build(seconds, steps, cached, ran, run.stdout)
+    built = re.findall(r"(?m)^Successfully built (\w+)", run.stdout)
+    return Build(seconds, steps, cached, ran, run.stdout, built[-1] if built else "")
 
 
 def _buildah() -> str:
@@ -151,11 +163,20 @@ def in_image(tag: str, path: str) -> bool:
 
 
 def remove_images(*tags: str) -> None:
-    """Remove the images a case built (Docker's and buildah's)."""
+    """Remove the images a case built (Docker's and buildah's), and the layers
+    buildah kept for `--layers` that no image uses any more."""
     for tag in tags:
         docker("rmi", "-f", tag, check=False)
-        if shutil.which("buildah"):
+    if shutil.which("buildah"):
+        for tag in tags:
             subprocess.run([_buildah(), "rmi", "-f", tag], capture_output=True)
+        subprocess.run([_buildah(), "rmi", "--prune"], capture_output=True)
+
+
+def fresh(root: Path, tag: str) -> None:
+    """Make the project's lock file unique, so no earlier run's layer matches."""
+    requirements = root / "requirements.txt"
+    requirements.write_text(f"# {tag}\n" + requirements.read_text())
 
 
 def unique_tag(name: str) -> str:

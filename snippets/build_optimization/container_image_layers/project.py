@@ -48,7 +48,9 @@ def make_wheel(folder: Path, name: str, version: str, modules: int) -> Path:
     record = "".join(
         f"{path},{_record_hash(data)},{len(data)}\n" for path, data in files.items()
     )
-    files[f"{dist}.dist-info/RECORD"] = (record + f"{dist}.dist-info/RECORD,,\n").encode()
+    files[f"{dist}.dist-info/RECORD"] = (
+        record + f"{dist}.dist-info/RECORD,,\n"
+    ).encode()
     wheel = folder / f"{dist}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         for path, data in files.items():
