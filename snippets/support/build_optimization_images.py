@@ -3,7 +3,7 @@
 Docker: the legacy builder (`DOCKER_BUILDKIT=0`), `--network none`,
 `--pull=false`, the local base image from snippets/support/docker_engine.py
 as `--build-arg BASE`. buildah (Debian's 1.28): `buildah bud --layers
---pull-never --network none` on the same root filesystem, imported into
+--pull=never --network none` on the same root filesystem, imported into
 buildah's own storage with `FROM scratch` and `ADD`. No image is pulled and
 nothing is downloaded; the dependencies come from the project's wheel folder.
 """
@@ -133,17 +133,17 @@ def buildah_base() -> str:
             f"FROM scratch\nADD rootfs.tar /\nLABEL recipe={RECIPE}\n"
         )
         _buildah_run(
-            "bud", "--pull-never", "--network", "none", "-t", tag,
+            "bud", "--pull=never", "--network", "none", "-t", tag,
             "-f", str(Path(context, "Containerfile")), context,
         )  # fmt: skip
     return tag
 
 
 def buildah_bud(context: Path, containerfile: Path, tag: str) -> Build:
-    """`buildah bud --layers --pull-never --network none` on the local base."""
+    """`buildah bud --layers --pull=never --network none` on the local base."""
     started = time.monotonic()
     run = _buildah_run(
-        "bud", "--layers", "--pull-never", "--network", "none",
+        "bud", "--layers", "--pull=never", "--network", "none",
         "--build-arg", f"BASE={buildah_base()}", "-t", tag,
         "-f", str(containerfile), str(context),
     )  # fmt: skip
@@ -154,7 +154,7 @@ def buildah_bud(context: Path, containerfile: Path, tag: str) -> Build:
 
 def in_image(tag: str, path: str) -> bool:
     """Whether `path` exists in buildah image `tag` (mounted, not run)."""
-    container = _buildah_run("from", "--pull-never", tag).stdout.strip()
+    container = _buildah_run("from", "--pull=never", tag).stdout.strip()
     try:
         root = _buildah_run("mount", container).stdout.strip()
         return Path(root, path.lstrip("/")).exists()

@@ -108,6 +108,18 @@ def test_deps_first_reinstalls_when_the_lock_file_changes(
     assert changed.install_ran
 
 
+def test_the_legacy_builder_refuses_a_cache_mount(docker: str, project: Path) -> None:
+    tag = unique_tag("legacy")
+    with pytest.raises(RuntimeError) as failed:
+        docker_build(project, DOCKERFILES["cache mount"], tag)
+    remove_images(tag)
+    assert (
+        "the --mount option requires BuildKit. Refer to "
+        "https://docs.docker.com/go/buildkit/ to learn how to build images "
+        "with BuildKit enabled"
+    ) in str(failed.value)
+
+
 @pytest.fixture
 def buildah(docker: str) -> Iterator[None]:
     try:
