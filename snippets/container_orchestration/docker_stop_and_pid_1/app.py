@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 import threading
-import time
 
 __all__ = ["handler", "main", "plain", "prefork", "worker"]
 
@@ -53,27 +52,34 @@ def handler() -> None:
 
 
 # --8<-- [start:prefork]
-def worker(number: int) -> None:
-    """A forked worker in the middle of a 1.5 s request; SIGTERM's default kills it."""
+def worker(number: int, drain: int) -> None:
+    """A forked worker in the middle of a request (waiting on its I/O).
+
+    It finishes the request and exits 0 when the parent drains it (closes
+    `drain`); SIGTERM's default action would kill it mid-request instead.
+    """
     say(f"worker {number} busy")
-    time.sleep(1.5)  # the request's work
+    os.read(drain, 1)  # the request's I/O; end of file: finish and exit
     os._exit(0)
 
 
 def prefork() -> None:
-    """The parent drains on SIGTERM: it waits for each worker's request to end."""
+    """The parent drains on SIGTERM: it lets each worker finish, then waits."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    drain, draining = os.pipe()
     children = []
     for number in (1, 2):
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            worker(number)
+            os.close(draining)
+            worker(number, drain)
         children.append(pid)
     say("ready")
     stop.wait()
     say("got SIGTERM, draining the workers")
+    os.close(draining)  # every worker finishes its request
     for number, pid in enumerate(children, 1):
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
