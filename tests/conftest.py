@@ -174,6 +174,21 @@ def nats(request: pytest.FixtureRequest) -> Iterator[Nats]:
         yield target
 
 
+@pytest.fixture(scope="session")
+def docker() -> str:
+    """A running Docker daemon (started with --bridge=none if it was not) and
+    the local base image's tag. Nothing is pulled: the image is built from files
+    on this machine (snippets/support/docker_engine.py), once per machine."""
+    from snippets.support import docker_engine
+
+    try:
+        docker_engine.ensure_daemon()
+        return docker_engine.base_image()
+    except ServiceUnavailable as error:
+        unavailable("Docker", str(error))
+        raise
+
+
 # --------------------------------------------------------------------------- #
 # Error messages a page quotes are messages a test recorded (tools/errors.py).
 # --------------------------------------------------------------------------- #
@@ -326,6 +341,8 @@ def _uses(item: pytest.Item, pattern: tested_on.Pattern) -> set[str]:
     uses = {label for name, label in FIXTURE_USES.items() if name in fixtures}
     if item.get_closest_marker("browser") or "chromium" in fixtures:
         uses.add("Chromium")
+    if "docker" in fixtures:
+        uses.add("Docker")
     return uses | _demo_uses(pattern)
 
 
@@ -456,6 +473,15 @@ def _chromium_version() -> str | None:
     return match[0] if match else None
 
 
+def _docker_version() -> str | None:
+    from snippets.support import docker_engine
+
+    try:
+        return docker_engine.engine_version()
+    except (ServiceUnavailable, RuntimeError, OSError, subprocess.SubprocessError):
+        return None
+
+
 def _record_tested_on() -> None:
     """What each pattern whose tests all ran passed on, for tools/tested_on.py.
 
@@ -474,6 +500,8 @@ def _record_tested_on() -> None:
     servers = {k: v for k, v in _service_versions().items() if k in used and v}
     if "Chromium" in used and (chromium := _chromium_version()):
         servers["Chromium"] = chromium
+    if "Docker" in used and (engine := _docker_version()):
+        servers["Docker"] = engine
     version = ".".join(platform.python_version_tuple()[:2])
     path = tested_on.RECORDS / f"{version}.json"
     record = json.loads(path.read_text()) if path.is_file() else {}

@@ -1,12 +1,12 @@
 """Tests for snippets/container_orchestration/cpu_quota_sizing/.
 
-Setting a real CFS quota needs root and a writable cgroup tree, so the reading
-code is tested on trees of plain files under tmp_path that copy what the kernel
-shows (`/proc/self/cgroup`, `/proc/self/mountinfo`, `cpu.max` or the v1
+The reading code is tested on trees of plain files under tmp_path that copy
+what the kernel shows (`/proc/self/cgroup`, `/proc/self/mountinfo`, `cpu.max` or the v1
 files): cgroup v1 and v2, no limit, fractional limits, limits on a parent.
 Then it reads this machine's real files and prints what they say. Affinity and
 the `-X cpu_count` / `PYTHON_CPU_COUNT` override are real: they run in child
-processes.
+processes. Last, a real quota: `docker run --cpus=1` (the `docker` fixture),
+where the counts, the reader and the throttling in `cpu.stat` are measured.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,51 @@ def test_this_machine() -> None:
     if real.quota is not None:
         assert real.quota.source.is_file()
         assert real.cpus == min(real.available, max(1, int(real.quota.cpus)))
+
+
+# --------------------------------------------------------------------------- #
+# A real quota: docker run --cpus=1 (cgroup v1 on this machine)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def inside(docker: str) -> dict[str, dict[str, Any]]:
+    """The probe's reports from `docker run --cpus=1`: 3.11 with the pools, 3.13."""
+    from snippets.support.container_orchestration_cpu_docker import inside_container
+
+    return {
+        "3.11": inside_container("1"),
+        "3.13": inside_container("1", python="3.13", tasks=0),
+    }
+
+
+def test_python_counts_inside_docker_cpus_1_are_the_hosts(
+    inside: dict[str, Any],
+) -> None:
+    host = os.cpu_count()
+    assert inside["3.11"]["cpu_count"] == host
+    assert inside["3.13"]["cpu_count"] == host
+    assert inside["3.13"]["process_cpu_count"] == host  # affinity, not quota
+
+
+def test_the_reader_finds_the_quota_inside_docker(inside: dict[str, Any]) -> None:
+    for report in inside.values():
+        assert report["quota_cpus"] == 1.0
+        assert report["budget_cpus"] == 1
+        assert report["quota_file"] in {
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",  # v1, as on this machine
+            "/sys/fs/cgroup/cpu.max",  # v2
+        }
+
+
+def test_an_oversized_pool_is_throttled_and_a_right_sized_one_is_not(
+    inside: dict[str, Any],
+) -> None:
+    oversized, right = inside["3.11"]["oversized"], inside["3.11"]["right_sized"]
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: the stdlib default is already one worker")
+    assert oversized["workers"] == os.cpu_count() and right["workers"] == 1
+    assert oversized["throttled"] > right["throttled"]
+    # throttled time as a share of wall time: most of it against almost none
+    assert oversized["throttled_ms"] / 1000 / oversized["wall"] > 0.4
+    assert right["throttled_ms"] / 1000 / right["wall"] < 0.1

@@ -391,8 +391,10 @@ def test_deployment_budget_fits_the_grace_period() -> None:
 def test_dockerfile_pins_its_base_runs_an_init_and_layers_dependencies_first() -> None:
     lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
     (base,) = [line for line in lines if line.startswith("FROM ")]
-    image, _, digest = base.removeprefix("FROM ").partition("@")
-    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), base
+    assert base == "FROM ${BASE}"  # overridable: the tests build on a local base
+    (default,) = [line for line in lines if line.startswith("ARG BASE=")]
+    image, _, digest = default.removeprefix("ARG BASE=").partition("@")
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), default
     assert ":" in image  # the tag stays for readers; the digest decides
     env = [line for line in lines if line.startswith("ENV ")]
     assert any("PYTHONUNBUFFERED=1" in line.split() for line in env)  # logs at once
@@ -417,3 +419,50 @@ def test_deployment_has_a_disruption_budget_and_a_surge_first_rollout() -> None:
     assert budget["spec"]["maxUnavailable"] == 1
     assert deployment["spec"]["replicas"] >= 2  # a budget of one replica blocks drains
     assert (rolling["maxUnavailable"], rolling["maxSurge"]) == (0, 1)
+
+
+# --------------------------------------------------------------------------- #
+# The image, built from the Dockerfile and stopped with docker stop
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def image(docker: str) -> Iterator[str]:
+    """The page's Dockerfile built with the legacy builder on the local base."""
+    from snippets.support.container_orchestration_image import built_image
+
+    with built_image() as tag:
+        yield tag
+
+
+def test_offline_build_leaves_out_only_the_apt_get_step() -> None:
+    from snippets.support.container_orchestration_image import offline_dockerfile
+
+    page = DOCKERFILE.read_text().splitlines()
+    built = offline_dockerfile().splitlines()
+    left_out = [line for line in page if line not in built]
+    assert left_out[0].startswith("RUN apt-get update")
+    assert all("apt" in line or "tini" in line for line in left_out)
+    assert "FROM ${BASE}" in built and "ARG BASE=python:3.12-slim-bookworm@sha256:" in (
+        "\n".join(built)
+    )
+
+
+def test_image_without_a_handler_drops_the_requests_on_docker_stop(image: str) -> None:
+    from snippets.container_orchestration.graceful_shutdown.demo import in_container
+
+    outcomes, code, seconds = in_container(image, "--variant", "naive")
+    assert outcomes == ["dropped"] * IN_FLIGHT
+    assert code == 143  # tini forwarded SIGTERM; Python died of it
+    assert seconds < 10
+
+
+def test_image_with_the_handler_completes_the_requests_on_docker_stop(
+    image: str,
+) -> None:
+    from snippets.container_orchestration.graceful_shutdown.demo import in_container
+
+    outcomes, code, seconds = in_container(image)
+    assert outcomes == ["200"] * IN_FLIGHT
+    assert code == 0
+    assert seconds < 10  # well before docker stop's SIGKILL

@@ -2,8 +2,9 @@
 
     python -m snippets.container_orchestration.cpu_quota_sizing.demo CASE
 
-Both run on cgroup layouts built as plain files in a temporary directory, with
-an affinity of 64 CPUs.
+`defaults` and `sizes` run on cgroup layouts built as plain files in a
+temporary directory, with an affinity of 64 CPUs; `docker` runs a real
+container with `docker run --cpus=1` (snippets/support/docker_engine.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 from snippets.container_orchestration.cpu_quota_sizing import (
@@ -24,6 +26,7 @@ from snippets.container_orchestration.cpu_quota_sizing import (
 )
 from snippets.support.cases import run_cases
 from snippets.support.container_orchestration_cgroups import HOST_CPUS, TREES, Tree
+from snippets.support.container_orchestration_cpu_docker import inside_container
 
 
 def stdlib_default_sizes() -> tuple[int, int]:
@@ -75,5 +78,44 @@ def show_sizes() -> list[str]:
     return lines
 
 
+def share(pool: dict[str, Any]) -> str:
+    """Throttled time as a share of the run's wall time, in buckets."""
+    ratio = pool["throttled_ms"] / 1000 / pool["wall"]
+    if ratio < 0.1:
+        return "under 10 %"
+    return "over 40 %" if ratio > 0.4 else "10-40 %"
+
+
+def show_docker() -> list[str]:
+    old, new = inside_container("1"), inside_container("1", python="3.13", tasks=0)
+    host = os.cpu_count()
+
+    def count(value: object) -> str:
+        return "the host's count" if value == host else str(value)
+
+    v1 = old["quota_file"].endswith("cpu.cfs_quota_us")
+    lines = [
+        f"docker run --cpus=1, cgroup {'v1' if v1 else 'v2'}",
+        f"os.cpu_count()          3.11: {count(old['cpu_count'])}, "
+        f"3.13: {count(new['cpu_count'])}",
+        f"os.process_cpu_count()  3.13: {count(new['process_cpu_count'])}",
+        f"read_cpu_quota()        {old['quota_cpus']:g} CPU from {old['quota_file']}",
+        f"pool_sizes()            {old['budget_cpus']} process",
+        "",
+        f"{'8 CPU-bound tasks on':<26}{'workers':<18}throttled (cpu.stat)",
+    ]
+    for label, pool in (
+        ("ProcessPoolExecutor()", old["oversized"]),
+        ("quota-aware pool", old["right_sized"]),
+    ):
+        workers = count(pool["workers"])
+        lines.append(f"{label:<26}{workers:<18}{share(pool)} of the time")
+    return lines
+
+
 if __name__ == "__main__":
-    sys.exit(run_cases({"defaults": show_defaults, "sizes": show_sizes}))
+    sys.exit(
+        run_cases(
+            {"defaults": show_defaults, "sizes": show_sizes, "docker": show_docker}
+        )
+    )

@@ -15,7 +15,12 @@ import sys
 import time
 
 from snippets.support.cases import run_cases
+from snippets.support.container_orchestration_image import (
+    built_image,
+    container_service,
+)
 from snippets.support.container_orchestration_service import (
+    DOCKERFILE,
     IN_FLIGHT,
     KILL_DEADLINE,
     PID1_CASES,
@@ -29,6 +34,7 @@ from snippets.support.container_orchestration_service import (
     send_jobs,
     summary,
 )
+from snippets.support.docker_engine import docker, docker_bin
 
 LOCAL = ("--host", "127.0.0.1", "--port", "0")
 
@@ -177,11 +183,53 @@ def pid1() -> list[str]:
     return lines
 
 
+def in_container(image: str, *args: str) -> tuple[list[str], int, float]:
+    """`docker stop` with IN_FLIGHT requests in flight: outcomes, exit, seconds."""
+    gate = Gate()
+    service, name = container_service(image, gate, *args)
+    try:
+        requests = Requests(service.port(), IN_FLIGHT)
+        gate.wait_arrivals(IN_FLIGHT)
+        started = time.monotonic()
+        stop = subprocess.Popen(
+            [docker_bin(), "stop", "-t", "10", name], stdout=subprocess.DEVNULL
+        )
+        if args:  # no handler: see whether the process outlives the signal
+            code = service.wait(timeout=30)
+            gate.open()
+        else:  # the handler closes the port first; then let the five finish
+            service.expect("SIGTERM: stopped accepting")
+            gate.open()
+            code = service.wait(timeout=30)
+        outcomes = requests.take(IN_FLIGHT)
+        stop.wait(timeout=30)
+        seconds = time.monotonic() - started
+    finally:
+        service.kill()
+        gate.close()
+        docker("rm", "-f", name, check=False)
+    return outcomes, code, seconds
+
+
+def container() -> list[str]:
+    lines = [f"DOCKER_BUILDKIT=0 docker build -f {DOCKERFILE.name} (local base)"]
+    with built_image() as image:
+        for label, args in (("no handler", ("--variant", "naive")), ("handler", ())):
+            outcomes, code, seconds = in_container(image, *args)
+            took = "under 5 s" if seconds < 5 else "10 s or more"
+            lines.append(
+                f"docker stop, {IN_FLIGHT} in flight, {label + ':':<12}"
+                f"{summary(outcomes)}; exit {code}, {took}"
+            )
+    return lines
+
+
 if __name__ == "__main__":
     sys.exit(
         run_cases(
             {
                 "budget": budget,
+                "container": container,
                 "drained": drained,
                 "killed": killed,
                 "no_handler": no_handler,

@@ -1,12 +1,15 @@
-# The demo service of the graceful-shutdown page. The tests lint this file and
-# run its ENTRYPOINT and CMD as PID 1 of a new PID namespace.
+# The demo service of the graceful-shutdown page. The tests lint this file, run
+# its ENTRYPOINT and CMD as PID 1 of a new PID namespace, and build and run it
+# with Docker on a local base image.
 
 # --8<-- [start:image]
 # Pin the base image by digest, and pin the digest of the image you built and
 # tested: a tag such as 3.12-slim-bookworm moves with every rebuild upstream.
 # The digest below only shows the format; look yours up with
 #   docker buildx imagetools inspect python:3.12-slim-bookworm
-FROM python:3.12-slim-bookworm@sha256:e19940d025fc811ffa52ad36a1c4412fdc5c5587c87ea4a4ddf2c5bed66d6a20
+# `--build-arg BASE=...` swaps the base (the tests build on a local image).
+ARG BASE=python:3.12-slim-bookworm@sha256:e19940d025fc811ffa52ad36a1c4412fdc5c5587c87ea4a4ddf2c5bed66d6a20
+FROM ${BASE}
 
 # Unbuffered: a log line reaches the runtime when it is written, not when a
 # buffer fills, so the last lines before SIGKILL are not lost.
