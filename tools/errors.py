@@ -462,11 +462,19 @@ def on_page_markdown(markdown: str, page: Any, files: Any, **_: Any) -> str:
     if INDEX_MARKER not in markdown:
         log.warning(f"docs/{ERRORS_PAGE} has lost its marker {INDEX_MARKER}")
         return markdown
+    found = records()
+    explained = {record.page for record in found}
     titles = {}
     for file in files.documentation_pages():
-        meta = yaml.safe_load(_front_matter(Path(file.abs_src_path).read_text()))
-        titles[file.src_uri] = (meta or {}).get("title", file.src_uri)
-    return markdown.replace(INDEX_MARKER, render_index(records(), titles, ""))
+        if file.src_uri not in explained:
+            continue
+        try:
+            meta = yaml.safe_load(_front_matter(Path(file.abs_src_path).read_text()))
+        except yaml.YAMLError:
+            meta = None  # the page rules report it, with the file and line
+        title = meta.get("title") if isinstance(meta, dict) else None
+        titles[file.src_uri] = title if isinstance(title, str) else file.src_uri
+    return markdown.replace(INDEX_MARKER, render_index(found, titles, ""))
 
 
 def _front_matter(text: str) -> str:
