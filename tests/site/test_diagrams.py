@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 # A rendered label may be this much smaller than the body text (rounding).
 TOLERANCE_PX = 0.5
 
-VIEWPORTS = {
+VIEWPORTS: dict[str, dict[str, Any]] = {
     "desktop": {"viewport": {"width": 1280, "height": 900}},
     "phone": {
         "viewport": {"width": 390, "height": 844},
