@@ -1,0 +1,106 @@
+"""Live reload that rebuilds only what an edit changed (``make serve``).
+
+``mkdocs serve`` rebuilt the whole site after every save (about ten seconds
+for 57 pages). tools/build.py serves with MkDocs' dirty builds instead: a
+rebuild renders only the pages whose output is older than their source. This
+hook makes that safe for this site:
+
+* A page is rebuilt when a file it includes changed, not only its Markdown:
+  a snippet (``--8<-- "snippets/..."``) or a module of its API reference
+  (``::: snippets.x``).
+* Everything is rebuilt when something every page depends on changed: the
+  configuration, the theme overrides, the hooks, the redirects.
+* The search index keeps every page: a dirty build writes the entries of the
+  rebuilt pages only, so they are merged into those of the last full build.
+
+The published site, the PDF and the tests use full builds; this hook does
+nothing there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# What every page is made with: a change here rebuilds them all.
+SHARED = ("mkdocs.yml", "overrides", "tools", "links", "docs/assets")
+INCLUDE = re.compile(r'--8<--\s+"([^":]+)(?::[^"]*)?"')
+API = re.compile(r"^:::\s+(snippets(?:\.\w+)+)", re.M)
+
+_state: dict[str, Any] = {"dirty": False, "built": 0.0, "rebuilt": set()}
+
+
+def on_startup(command: str, dirty: bool) -> None:
+    _state["dirty"] = command == "serve" and dirty
+
+
+def _newest(path: Path) -> float:
+    if path.is_file():
+        return path.stat().st_mtime
+    if path.is_dir():
+        files = (p.stat().st_mtime for p in path.rglob("*") if p.is_file())
+        return max(files, default=0.0)
+    return 0.0
+
+
+def _dependencies(source: Path) -> list[Path]:
+    text = source.read_text(encoding="utf-8")
+    found = [ROOT / name for name in INCLUDE.findall(text)]
+    for module in API.findall(text):
+        path = ROOT / module.replace(".", "/")
+        found += [path.with_suffix(".py"), path]
+    return found
+
+
+def _always(_: Any = None) -> bool:
+    return True
+
+
+def on_files(files: Any, config: Any) -> Any:
+    if not _state["dirty"]:
+        return files
+    site = Path(config["site_dir"])
+    index = site / "index.html"
+    built = index.stat().st_mtime if index.is_file() else 0.0
+    everything = built == 0.0 or any(_newest(ROOT / name) > built for name in SHARED)
+    rebuilt = set()
+    for file in files.documentation_pages():
+        if not everything:
+            output = Path(file.abs_dest_path)
+            since = output.stat().st_mtime if output.is_file() else 0.0
+            source = Path(file.abs_src_path)
+            changed = source.stat().st_mtime > since or any(
+                _newest(dependency) > since for dependency in _dependencies(source)
+            )
+            if not changed:
+                continue
+        file.is_modified = _always
+        rebuilt.add(file.url)
+    _state["rebuilt"] = rebuilt
+    _state["full"] = everything
+    return files
+
+
+def on_post_build(config: Any) -> None:
+    """Merge the rebuilt pages' search entries into the last full index."""
+    if not _state["dirty"]:
+        return
+    written = Path(config["site_dir"]) / "search" / "search_index.json"
+    if not written.is_file():
+        return
+    keep = written.with_name("search_index.full.json")
+    index = json.loads(written.read_text())
+    if not _state.get("full") and keep.is_file():
+        full = json.loads(keep.read_text())
+        rebuilt = _state["rebuilt"]
+        docs = [
+            doc
+            for doc in full["docs"]
+            if doc["location"].split("#", 1)[0] not in rebuilt
+        ]
+        index = {**full, "docs": docs + index["docs"]}
+        written.write_text(json.dumps(index, separators=(",", ":")))
+    keep.write_text(json.dumps(index, separators=(",", ":")))
