@@ -302,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # such hook and rebuilds everything.
         dirty = args.mode != "baseline" and not args.full_rebuilds
         if dirty:
+            os.environ["CP_SERVE_DIRTY"] = "1"  # read by tools/dirty.py
             # MkDocs warns on every dirty build, which strict mode would count.
             logging.getLogger("mkdocs.commands.build").addFilter(
                 lambda record: "'dirty' build" not in record.getMessage()

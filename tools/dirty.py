@@ -13,6 +13,11 @@ hook makes that safe for this site:
 * The search index keeps every page: a dirty build writes the entries of the
   rebuilt pages only, so they are merged into those of the last full build.
 
+Each rebuild loads the configuration again, and with it new template
+environments (the theme's, the API reference's), which compiled every
+template again: a third of a one-page rebuild. Under serve, compiled templates
+are kept in memory, keyed by each template's source (Jinja's bytecode cache).
+
 The published site, the PDF and the tests use full builds; this hook does
 nothing there.
 """
@@ -20,6 +25,7 @@ nothing there.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -30,11 +36,50 @@ SHARED = ("mkdocs.yml", "overrides", "tools", "links", "docs/assets")
 INCLUDE = re.compile(r'--8<--\s+"([^":]+)(?::[^"]*)?"')
 API = re.compile(r"^:::\s+(snippets(?:\.\w+)+)", re.M)
 
-_state: dict[str, Any] = {"dirty": False, "built": 0.0, "rebuilt": set()}
+# Set by tools/build.py when it serves with dirty builds. An environment
+# variable, because MkDocs loads the configuration, and this hook with it,
+# again for every rebuild: module state does not outlive one build.
+SWITCH = "CP_SERVE_DIRTY"
+
+_state: dict[str, Any] = {"rebuilt": set(), "full": True}
 
 
-def on_startup(command: str, dirty: bool) -> None:
-    _state["dirty"] = command == "serve" and dirty
+def _dirty() -> bool:
+    return os.environ.get(SWITCH) == "1"
+
+
+def on_config(config: Any) -> Any:
+    if _dirty():
+        _keep_compiled_templates()
+    return config
+
+
+def _keep_compiled_templates() -> None:
+    """Every template environment made from now on shares one bytecode cache."""
+    import jinja2
+
+    if getattr(jinja2.Environment, "_cp_shared_cache", None) is not None:
+        return
+    store: dict[str, bytes] = {}
+
+    class Compiled(jinja2.BytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            if bucket.key in store:
+                bucket.bytecode_from_string(store[bucket.key])
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            store[bucket.key] = bucket.bytecode_to_string()
+
+    shared = Compiled()
+    make = jinja2.Environment.__init__
+
+    def init(self: jinja2.Environment, *args: Any, **kwargs: Any) -> None:
+        make(self, *args, **kwargs)
+        if self.bytecode_cache is None:
+            self.bytecode_cache = shared
+
+    jinja2.Environment.__init__ = init  # type: ignore[method-assign]
+    jinja2.Environment._cp_shared_cache = shared  # type: ignore[attr-defined]
 
 
 def _newest(path: Path) -> float:
@@ -60,7 +105,7 @@ def _always(_: Any = None) -> bool:
 
 
 def on_files(files: Any, config: Any) -> Any:
-    if not _state["dirty"]:
+    if not _dirty():
         return files
     site = Path(config["site_dir"])
     index = site / "index.html"
@@ -86,7 +131,7 @@ def on_files(files: Any, config: Any) -> Any:
 
 def on_post_build(config: Any) -> None:
     """Merge the rebuilt pages' search entries into the last full index."""
-    if not _state["dirty"]:
+    if not _dirty():
         return
     written = Path(config["site_dir"]) / "search" / "search_index.json"
     if not written.is_file():
