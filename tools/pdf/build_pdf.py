@@ -17,11 +17,18 @@ Three steps, each one function below:
    together, and saves the result without scripts. Material's own script is
    not run: it would draw the diagrams into a closed shadow root and add
    buttons that mean nothing on paper.
-3. **Lay out with WeasyPrint.** WeasyPrint turns the pre-rendered page into
-   the PDF with ``print.css`` beside this file: page size, running headers,
-   page numbers, the table of contents' page numbers (``target-counter``), the
-   PDF outline (``bookmark-level``). WeasyPrint, unlike Chromium, implements
-   those parts of CSS Paged Media.
+3. **Lay out with WeasyPrint, in parallel.** WeasyPrint turns the
+   pre-rendered page into the PDF with ``print.css`` beside this file: page
+   size, running headers, page numbers, the PDF outline (``bookmark-level``).
+   WeasyPrint, unlike Chromium, implements those parts of CSS Paged Media.
+   The chapters are split into as many parts as there are cores
+   (``CP_PDF_JOBS``), each laid out in a process of its own; a part numbers
+   its pages from the count of the pages before it, handed to it once every
+   part has counted its own (tools/pdf/weasy.py). The cover and contents are
+   laid out last, with each entry's page number written in, and pypdf joins
+   the parts' PDFs: pages, outline, named places, links between parts. In
+   the pre-render, runs of code tokens drawn alike were made one run of text,
+   since each token is a box to lay out and draw.
 
 Nothing is fetched from the network: Chromium may read files and nothing
 else, and WeasyPrint gets a URL fetcher that refuses anything but files.
