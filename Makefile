@@ -35,8 +35,9 @@ $(VENV)/.installed-test: requirements/test.lock
 
 venv: $(VENV)/.installed-test ## .venv with everything the tests need (requirements/test.lock)
 
+# A save rebuilds the pages it changed (tools/dirty.py); FULL=1 rebuilds everything.
 serve: $(VENV)/.installed-docs ## serve the site with live reload on http://127.0.0.1:$(PORT)
-	SITE_URL=http://127.0.0.1:$(PORT)/ $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT) --livereload
+	SITE_URL=http://127.0.0.1:$(PORT)/ $(BIN)/python -m tools.build --no-strict --serve 127.0.0.1:$(PORT) $(if $(FULL),--full-rebuilds)
 
 build: $(VENV)/.installed-docs ## build the site into site/ (strict: any warning fails)
 	$(BIN)/python -m tools.build

@@ -263,6 +263,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-d", "--site-dir", help="where to build (default: site/)")
     parser.add_argument("-q", "--quiet", action="store_true", help="errors only")
     parser.add_argument("--serve", metavar="ADDRESS", help="mkdocs serve instead")
+    parser.add_argument(
+        "--full-rebuilds",
+        action="store_true",
+        help="with --serve: rebuild the whole site after each save",
+    )
     args = parser.parse_args(argv)
 
     from mkdocs import utils
@@ -292,9 +297,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mkdocs.commands import serve
 
         overrides.pop("site_dir", None)
+        # A save rebuilds the pages it changed (tools/dirty.py says which), not
+        # the whole site; the default Material site of the benchmarks has no
+        # such hook and rebuilds everything.
+        dirty = args.mode != "baseline" and not args.full_rebuilds
+        if dirty:
+            os.environ["CP_SERVE_DIRTY"] = "1"  # read by tools/dirty.py
+            # MkDocs warns on every dirty build, which strict mode would count.
+            logging.getLogger("mkdocs.commands.build").addFilter(
+                lambda record: "'dirty' build" not in record.getMessage()
+            )
         serve.serve(
             str(config),
             livereload=True,
+            build_type="dirty" if dirty else None,
             dev_addr=args.serve,
             strict=args.strict,
             **overrides,

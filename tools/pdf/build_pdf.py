@@ -17,11 +17,18 @@ Three steps, each one function below:
    together, and saves the result without scripts. Material's own script is
    not run: it would draw the diagrams into a closed shadow root and add
    buttons that mean nothing on paper.
-3. **Lay out with WeasyPrint.** WeasyPrint turns the pre-rendered page into
-   the PDF with ``print.css`` beside this file: page size, running headers,
-   page numbers, the table of contents' page numbers (``target-counter``), the
-   PDF outline (``bookmark-level``). WeasyPrint, unlike Chromium, implements
-   those parts of CSS Paged Media.
+3. **Lay out with WeasyPrint, in parallel.** WeasyPrint turns the
+   pre-rendered page into the PDF with ``print.css`` beside this file: page
+   size, running headers, page numbers, the PDF outline (``bookmark-level``).
+   WeasyPrint, unlike Chromium, implements those parts of CSS Paged Media.
+   The chapters are split into as many parts as there are cores
+   (``CP_PDF_JOBS``), each laid out in a process of its own; a part numbers
+   its pages from the count of the pages before it, handed to it once every
+   part has counted its own (tools/pdf/weasy.py). The cover and contents are
+   laid out last, with each entry's page number written in, and pypdf joins
+   the parts' PDFs: pages, outline, named places, links between parts. In
+   the pre-render, runs of code tokens drawn alike were made one run of text,
+   since each token is a box to lay out and draw.
 
 Nothing is fetched from the network: Chromium may read files and nothing
 else, and WeasyPrint gets a URL fetcher that refuses anything but files.
@@ -32,13 +39,20 @@ from __future__ import annotations
 
 import datetime
 import html
+import multiprocessing
 import os
 import re
 import sys
+import tempfile
 import time
 import tomllib
+import traceback
+import urllib.parse
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 HERE = Path(__file__).resolve().parent
@@ -277,6 +291,55 @@ async ({cover, addresses, siteUrl}) => {
     }
   }
 
+  // Code: the tokens of a run drawn alike become one run of text. Most
+  // tokens (names, punctuation) are drawn like their neighbours; each span
+  // is a box that the layout breaks into lines and draws on its own.
+  // (A token without a background of its own shows the block's.)
+  const looks = (element, block = false) => {
+    const style = getComputedStyle(element);
+    const background = style.backgroundColor;
+    return [style.color, style.fontWeight, style.fontStyle, style.textDecorationLine,
+            block || background === "rgba(0, 0, 0, 0)" ? "" : background].join("|");
+  };
+  const plainBackground = look => look.endsWith("|none|");
+  // Every style is read before anything changes: a change in between would
+  // make the browser work out the page's styles again for the next read.
+  const plans = [...book.querySelectorAll("pre > code")].map(code => {
+    const own = looks(code, true);
+    const runs = [];  // [look, text, className] or [null, node]
+    for (const node of [...code.childNodes]) {
+      let look, text, name = "";
+      if (node.nodeType === Node.TEXT_NODE) {
+        [look, text] = [own, node.data];
+      } else if (node.nodeType === Node.ELEMENT_NODE && node.tagName === "SPAN"
+                 && !node.children.length && !node.id) {
+        [look, text, name] = [looks(node), node.textContent, node.className];
+      } else {
+        runs.push([null, node]);
+        continue;
+      }
+      const last = runs[runs.length - 1];
+      // White space looks the same in any colour.
+      if (last && last[0] !== null && (last[0] === look ||
+          (!text.trim() && plainBackground(last[0]) && plainBackground(look)))) {
+        last[1] += text;
+      } else {
+        runs.push([look, text, name]);
+      }
+    }
+    return [code, own, runs];
+  });
+  for (const [code, own, runs] of plans) {
+    code.replaceChildren(...runs.map(([look, text, name]) => {
+      if (look === null) return text;
+      if (look === own) return document.createTextNode(text);
+      const span = document.createElement("span");
+      span.className = name;
+      span.textContent = text;
+      return span;
+    }));
+  }
+
   // What means nothing on paper: permalinks, buttons, scripts.
   book.querySelectorAll(".headerlink, button, .md-clipboard, .cp-copy").forEach(remove);
   document.querySelectorAll("script").forEach(remove);
@@ -304,6 +367,30 @@ document.addEventListener("DOMContentLoaded", () => {
     pre.replaceWith(figure);
   }
 });
+"""
+
+# Runs after PRERENDER: the book's parts, each a whole HTML document of its
+# own. ``groups`` lists, for each part, the indexes of the print page's
+# top-level sections it holds (0 is the contents); the first part also has
+# the cover. A link to a place in another part becomes "cp-book:<id>", which
+# join() turns back into a link to that place once the parts are one PDF.
+SPLIT = r"""
+({groups, link}) => {
+  const parts = [];
+  for (const [n, keep] of groups.entries()) {
+    const root = document.documentElement.cloneNode(true);
+    const book = root.querySelector("#print-site-page");
+    [...book.children].forEach((section, i) => keep.includes(i) || section.remove());
+    if (n > 0) root.querySelector("#cover")?.remove();
+    const ids = new Set([...root.querySelectorAll("[id]")].map(element => element.id));
+    for (const a of root.querySelectorAll("a[href^='#']")) {
+      const target = a.getAttribute("href").slice(1);
+      if (!ids.has(decodeURIComponent(target))) a.setAttribute("href", link + target);
+    }
+    parts.push("<!DOCTYPE html>\n" + root.outerHTML);
+  }
+  return parts;
+}
 """
 
 COVER = """
@@ -348,8 +435,21 @@ def head_metadata(book: Book) -> str:
     return f"<title>{html.escape(book.title)}</title>{metas}"
 
 
-def prerender(print_page: Path, book: Book, addresses: dict[str, str]) -> str:
-    """Run the print page in Chromium; return its HTML, ready for WeasyPrint."""
+@dataclass(frozen=True)
+class Prerendered:
+    """The pre-rendered book: whole, and in parts to lay out side by side."""
+
+    document: str
+    parts: list[str]  # the cover and the contents first, then the chapters
+
+
+def prerender(
+    print_page: Path, book: Book, addresses: dict[str, str], jobs: int = 1
+) -> Prerendered:
+    """Run the print page in Chromium; return its HTML, ready for WeasyPrint.
+
+    ``jobs``: how many parts the chapters are split into.
+    """
     from playwright.sync_api import Route
 
     from tools import browser
@@ -391,13 +491,53 @@ def prerender(print_page: Path, book: Book, addresses: dict[str, str]) -> str:
             },
         )
         document = page.content()
+        sizes = page.evaluate(
+            "() => [...document.getElementById('print-site-page').children]"
+            ".map(section => section.innerHTML.length)"
+        )
+        groups = [[0], *parts_of(sizes[1:], jobs, first=1)]
+        parts = page.evaluate(SPLIT, {"groups": groups, "link": PART_LINK})
     if refused:
         raise BookError("the print page asked for other hosts: " + ", ".join(refused))
     if problems:
         raise BookError("\n".join(problems))
+    return Prerendered(finish(document, book), [finish(part, book) for part in parts])
+
+
+def finish(document: str, book: Book) -> str:
+    """The book's title, metadata and language in a document's head."""
     document = re.sub(r"<title>.*?</title>", "", document, count=1, flags=re.S)
     document = document.replace("<head>", "<head>" + head_metadata(book), 1)
     return re.sub(r"<html\b[^>]*>", f'<html lang="{book.language}">', document, count=1)
+
+
+def parts_of(sizes: list[int], jobs: int, first: int = 0) -> list[list[int]]:
+    """Split sections in order into at most ``jobs`` runs of about equal size.
+
+    Returns each run's section indexes, counted from ``first``; the largest
+    run is as small as it can be.
+    """
+    count = len(sizes)
+    jobs = max(1, min(jobs, count))
+    prefix = [0]
+    for size in sizes:
+        prefix.append(prefix[-1] + size)
+    # best[k][i]: the largest run when the first i sections make k runs.
+    best = [[float("inf")] * (count + 1) for _ in range(jobs + 1)]
+    cut = [[0] * (count + 1) for _ in range(jobs + 1)]
+    best[0][0] = 0
+    for k in range(1, jobs + 1):
+        for i in range(1, count + 1):
+            for j in range(k - 1, i):
+                largest = max(best[k - 1][j], prefix[i] - prefix[j])
+                if largest < best[k][i]:
+                    best[k][i], cut[k][i] = largest, j
+    runs, end = [], count
+    for k in range(jobs, 0, -1):
+        start = cut[k][end]
+        runs.append(list(range(first + start, first + end)))
+        end = start
+    return [run for run in reversed(runs) if run]
 
 
 def broken_links(document: str) -> list[str]:
@@ -412,23 +552,196 @@ def broken_links(document: str) -> list[str]:
 # --------------------------------------------------------------------------- #
 
 
-def write_pdf(document: str, base: Path, target: Path) -> None:
+# A link from one part of the book to a place in another (SPLIT, join()).
+PART_LINK = "cp-book:"
+# The contents' page numbers, once the parts' pages are counted.
+CONTENTS_NUMBERS = """
+#print-page-toc a[data-cp-page]::after {
+  content: leader(". ") attr(data-cp-page) !important;
+}
+"""
+# While the contents are counted: room for the widest page number.
+PLACEHOLDER_PAGE = "888"
+
+
+def jobs() -> int:
+    """How many processes lay out the book: ``$CP_PDF_JOBS``, else the cores."""
+    return max(1, int(os.environ.get("CP_PDF_JOBS") or os.cpu_count() or 1))
+
+
+def _fetcher() -> Any:
     import weasyprint
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     # Files and inline data only; anything else, or a missing file, stops it.
-    fetcher = weasyprint.URLFetcher(
+    return weasyprint.URLFetcher(
         allowed_protocols={"file", "data"}, fail_on_errors=True
     )
-    weasyprint.HTML(
-        string=document, base_url=base.as_uri(), url_fetcher=fetcher
-    ).write_pdf(
-        target,
-        stylesheets=[weasyprint.CSS(filename=str(STYLESHEET), url_fetcher=fetcher)],
-        pdf_identifier=False,
-        uncompressed_pdf=False,
-        optimize_images=True,
+
+
+def render(document: str, base: str, extra_css: str = "") -> Any:
+    """Lay out one document with the book's stylesheet; a WeasyPrint Document."""
+    import weasyprint
+
+    from tools.pdf import weasy
+
+    weasy.fast_svg_text()
+    fetcher = _fetcher()
+    stylesheets = [weasyprint.CSS(filename=str(STYLESHEET), url_fetcher=fetcher)]
+    if extra_css:
+        stylesheets.append(weasyprint.CSS(string=extra_css))
+    return weasyprint.HTML(string=document, base_url=base, url_fetcher=fetcher).render(
+        stylesheets=stylesheets, optimize_images=True
     )
+
+
+def save(rendering: Any, target: Path) -> None:
+    rendering.write_pdf(target, pdf_identifier=False, uncompressed_pdf=False)
+
+
+def lay_out_part(document: str, base: str, target: str, conn: Connection) -> None:
+    """A worker process: lay out one part of the book and write its PDF.
+
+    It tells the parent how many pages the part has, waits for the number of
+    pages before it, and tells where each of its places landed.
+    """
+    try:
+        from tools.pdf import weasy
+
+        def offset(pages: int) -> int:
+            conn.send(("pages", pages))
+            return int(conn.recv())
+
+        weasy.number_pages_from(offset)
+        rendering = render(document, base)
+        anchors: dict[str, int] = {}
+        for index, page in enumerate(rendering.pages):
+            for name in page.anchors:
+                anchors.setdefault(name, index)
+        conn.send(("anchors", anchors))
+        save(rendering, Path(target))
+        conn.send(("done", None))
+    except BaseException:  # the parent reports it
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _expect(conn: Connection, what: str) -> Any:
+    try:
+        kind, value = conn.recv()
+    except EOFError:
+        raise BookError("a process laying out the book stopped") from None
+    if kind == "error":
+        raise BookError(f"laying out a part of the book failed:\n{value}")
+    if kind != what:
+        raise BookError(f"expected {what} from a part of the book, got {kind}")
+    return value
+
+
+def numbered_contents(contents: str, pages: dict[str, int]) -> str:
+    """The contents part with each entry's page number written in."""
+    link = re.compile(r'href="' + PART_LINK + r'([^"]*)"')
+
+    def number(found: re.Match[str]) -> str:
+        name = urllib.parse.unquote(html.unescape(found[1]))
+        if name not in pages:
+            raise BookError(f"the contents link to #{name}, which is on no page")
+        return f'{found[0]} data-cp-page="{pages[name]}"'
+
+    return link.sub(number, contents)
+
+
+def write_pdf(parts: list[str], base: Path, target: Path) -> None:
+    """Lay out the parts side by side and join them into the PDF at ``target``.
+
+    ``parts[0]`` is the cover and the contents; the others, the chapters in
+    order, each go to a process of their own. The contents are laid out last,
+    when every entry's page number is known.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")
+    contents, chapters = parts[0], parts[1:]
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        files = [Path(scratch) / f"part-{n}.pdf" for n in range(len(parts))]
+        workers: list[tuple[BaseProcess, Connection]] = []
+        try:
+            for part, file in zip(chapters, files[1:], strict=True):
+                mine, theirs = context.Pipe()
+                process = context.Process(
+                    target=lay_out_part,
+                    args=(part, base.as_uri(), str(file), theirs),
+                    daemon=True,
+                )
+                process.start()
+                theirs.close()
+                workers.append((process, mine))
+            placeholder = re.sub(
+                r'href="' + PART_LINK + r'[^"]*"',
+                rf'\g<0> data-cp-page="{PLACEHOLDER_PAGE}"',
+                contents,
+            )
+            first = len(render(placeholder, base.as_uri(), CONTENTS_NUMBERS).pages)
+            offsets, before = [], first
+            for _, conn in workers:
+                offsets.append(before)
+                before += _expect(conn, "pages")
+            for (_, conn), offset in zip(workers, offsets, strict=True):
+                conn.send(offset)
+            pages: dict[str, int] = {}
+            for (_, conn), offset in zip(workers, offsets, strict=True):
+                for name, index in _expect(conn, "anchors").items():
+                    pages.setdefault(name, offset + index + 1)
+            numbered = numbered_contents(contents, pages)
+            rendering = render(numbered, base.as_uri(), CONTENTS_NUMBERS)
+            if len(rendering.pages) != first:
+                raise BookError(
+                    f"the contents took {len(rendering.pages)} pages with their page"
+                    f" numbers and {first} without: the numbers would be wrong"
+                )
+            save(rendering, files[0])
+            for _, conn in workers:
+                _expect(conn, "done")
+        finally:
+            for worker, conn in workers:
+                conn.close()
+                worker.join(timeout=5)
+                if worker.is_alive():
+                    worker.kill()
+        join(files, target)
+
+
+def join(files: list[Path], target: Path) -> None:
+    """One PDF of the parts: pages, outline, places, links between parts."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import DictionaryObject, NameObject, TextStringObject
+
+    writer = PdfWriter()
+    first = PdfReader(files[0])
+    for file in files:
+        writer.append(file)
+    names = set(writer.named_destinations)
+    broken = []
+    for number, page in enumerate(writer.pages, 1):
+        for annotation in page.get("/Annots") or []:
+            link = annotation.get_object()
+            action = link.get("/A")
+            uri = str(action.get("/URI", "")) if action else ""
+            if not uri.startswith(PART_LINK):
+                continue
+            name = urllib.parse.unquote(uri[len(PART_LINK) :])
+            if name not in names:
+                broken.append(f"page {number}: #{name}")
+            del link["/A"]
+            link[NameObject("/Dest")] = TextStringObject(name)
+    if broken:
+        raise BookError("links to no place in the book: " + ", ".join(broken))
+    if first.metadata:
+        writer.add_metadata(dict(first.metadata))
+    catalog = cast(DictionaryObject, first.trailer["/Root"].get_object())
+    language = catalog.get("/Lang")
+    if language is not None:
+        writer._root_object[NameObject("/Lang")] = TextStringObject(str(language))
+    writer.write(target)
 
 
 # --------------------------------------------------------------------------- #
@@ -440,15 +753,15 @@ def build(target: Path = PDF, site_dir: Path = PRINT_SITE) -> Path:
     """Build the PDF at ``target``; return its path."""
     book = Book.from_project()
     print_page = build_print_site(site_dir)
-    document = prerender(print_page, book, page_addresses(site_dir))
+    book_html = prerender(print_page, book, page_addresses(site_dir), jobs())
     prerendered = print_page.with_name("book.html")
-    prerendered.write_text(document)
-    broken = broken_links(document)
+    prerendered.write_text(book_html.document)
+    broken = broken_links(book_html.document)
     if broken:
         raise BookError(
             f"links to no place in the book ({prerendered}): " + ", ".join(broken)
         )
-    write_pdf(document, prerendered, target)
+    write_pdf(book_html.parts, prerendered, target)
     return target
 
 
