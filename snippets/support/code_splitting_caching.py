@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from snippets.support.http_servers import serving
+
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext
 
@@ -124,15 +126,8 @@ def serve_cached(root: Path, policy: Policy) -> Iterator[CachingHost]:
     handler = type("CachingHandler", (_Handler,), {"host": host})
     server = _Server(("127.0.0.1", 0), handler)
     host.url = f"http://127.0.0.1:{server.server_address[1]}/"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving(server):
         yield host
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass

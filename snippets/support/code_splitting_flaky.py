@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from snippets.support.http_servers import serving
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
@@ -136,15 +138,8 @@ def serve_flaky(
     handler = type("FlakyHandler", (_Handler,), {"host": host})
     server = _Server(("127.0.0.1", 0), handler)
     host.url = f"http://127.0.0.1:{server.server_address[1]}/"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving(server):
         yield host
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # --------------------------------------------------------------------------- #

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from snippets.support.http_servers import serving
 from snippets.support.services import ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -236,16 +237,8 @@ def serve(root: Path, *, spa_fallback: bool = False) -> Iterator[Host]:
     )
     server = _Server(("127.0.0.1", 0), handler)
     host.url = f"http://127.0.0.1:{server.server_address[1]}/"
-    # A short poll interval: shutdown() waits for the loop's next turn.
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving(server):
         yield host
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from snippets.lazy_loading.load_on_visibility.server import SearchServer
+from snippets.support.http_servers import serving
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
@@ -137,17 +138,12 @@ def _serve(root: Path, hold: tuple[str, ...] = ()) -> Iterator[_Host]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     host.url = f"http://127.0.0.1:{server.server_address[1]}/"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    try:
-        yield host
-    finally:
-        for gate in host.held.values():
-            gate.set()
-        server.shutdown()
-        server.server_close()
+    with serving(server):
+        try:
+            yield host
+        finally:
+            for gate in host.held.values():
+                gate.set()  # a held request must not keep shutdown waiting
 
 
 @dataclass

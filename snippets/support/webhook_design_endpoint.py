@@ -13,12 +13,13 @@ import http.client
 import http.server
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+from snippets.support.http_servers import serving
 
 __all__ = ["Arrival", "Receiver", "Reply", "post_webhook", "serving"]
 
@@ -160,16 +161,3 @@ def post_webhook(
         return response.status, response.read().decode()
     finally:
         conn.close()
-
-
-@contextmanager
-def serving(server: Server) -> Iterator[Server]:
-    """Run an HTTP server in a thread; shut it down and wait for it on exit."""
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,))
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
