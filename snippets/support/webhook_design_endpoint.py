@@ -4,7 +4,7 @@
   arrived, its headers and body, how many were in flight) and answers what
   its ``answer`` function says: a status, headers, and an optional hang.
 * `post_webhook` sends one signed delivery and returns the status and text.
-* `serving` runs any `ThreadingHTTPServer` on a thread for a ``with`` block.
+* `serving` (from snippets/support/http_servers.py) runs a server on a thread.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from snippets.support.http_servers import serving
 
 __all__ = ["Arrival", "Receiver", "Reply", "post_webhook", "serving"]
-
-Server = TypeVar("Server", bound=http.server.ThreadingHTTPServer)
 
 
 @dataclass(frozen=True)
