@@ -219,6 +219,7 @@ def error_record(request: pytest.FixtureRequest) -> ErrorRecorder:
 def pytest_testnodedown(node: Any, error: object) -> None:
     """pytest-xdist: a worker hands over what its tests collected."""
     COLLECTED.update(node.workeroutput.get("collected", {}))
+    LEFT_TO_FIRST_PYTHON.update(node.workeroutput.get("left", {}))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -230,6 +231,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: the controller checks
         workeroutput["collected"] = COLLECTED
+        workeroutput["left"] = LEFT_TO_FIRST_PYTHON
         return
     _record_tested_on()
 
@@ -336,14 +338,40 @@ def _demo_uses(pattern: tested_on.Pattern) -> frozenset[str]:
     return frozenset(SERVICES[name].label for name in names)
 
 
+# Fixtures whose subject is not the Python running the test: JavaScript in
+# Chromium, a bundle built by Node.js, a program in a container (Debian's
+# Python inside the image, whatever Python drives it).
+ENGINE_USES = {"chromium": "Chromium", "web_bed": "Node.js", "docker": "Docker"}
+
+
 def _uses(item: pytest.Item, pattern: tested_on.Pattern) -> set[str]:
     fixtures = getattr(item, "fixturenames", ())
     uses = {label for name, label in FIXTURE_USES.items() if name in fixtures}
-    if item.get_closest_marker("browser") or "chromium" in fixtures:
+    uses |= {label for name, label in ENGINE_USES.items() if name in fixtures}
+    if item.get_closest_marker("browser"):
         uses.add("Chromium")
-    if "docker" in fixtures:
-        uses.add("Docker")
+    uses |= {str(mark.args[0]) for mark in item.iter_markers("engine")}
     return uses | _demo_uses(pattern)
+
+
+def python_independent(item: pytest.Item) -> bool:
+    """The test's subject runs in Chromium, Node.js or a container.
+
+    ``--python-dependent-only`` (the version matrix, tests/python_matrix.py)
+    leaves these out: they run once, on the first Python, in `make test`.
+    """
+    fixtures = getattr(item, "fixturenames", ())
+    marked = item.get_closest_marker("browser") or item.get_closest_marker("engine")
+    return bool(marked) or any(name in fixtures for name in ENGINE_USES)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--python-dependent-only",
+        action="store_true",
+        help="leave out the tests whose subject runs in Chromium, Node.js or a "
+        "container (the version matrix: they run once, on the first Python)",
+    )
 
 
 # Checks of the whole site that take one part of it per test (test_browser's
@@ -434,6 +462,8 @@ def pytest_collection_modifyitems(
 ) -> None:
     """Tag each pattern's tests with the pattern, for the tested-on records."""
     COLLECTED.clear()
+    LEFT_TO_FIRST_PYTHON.clear()
+    left_out = []
     for item in items:
         pattern = _pattern_of(item)
         if pattern is not None:
@@ -443,9 +473,20 @@ def pytest_collection_modifyitems(
             item.user_properties.append(("pattern", pattern.key))
             uses = ",".join(sorted(_uses(item, pattern)))
             item.user_properties.append(("uses", uses))
+        if config.getoption("python_dependent_only") and python_independent(item):
+            left_out.append(item)
+            if pattern is not None:
+                count = LEFT_TO_FIRST_PYTHON.get(pattern.key, 0)
+                LEFT_TO_FIRST_PYTHON[pattern.key] = count + 1
+    if left_out:
+        leaving = set(left_out)
+        items[:] = [item for item in items if item not in leaving]
+        config.hook.pytest_deselected(items=left_out)
 
 
 COLLECTED: dict[str, int] = {}
+# pattern -> how many of its tests --python-dependent-only left to the first Python
+LEFT_TO_FIRST_PYTHON: dict[str, int] = {}
 RESULTS: dict[str, dict[str, str]] = {}  # pattern -> test id -> its worst outcome
 USES: dict[str, set[str]] = {}
 
@@ -473,6 +514,16 @@ def _chromium_version() -> str | None:
     return match[0] if match else None
 
 
+def _node_version() -> str | None:
+    try:
+        out = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except OSError:
+        return None
+    return out.strip().removeprefix("v") or None
+
+
 def _docker_version() -> str | None:
     from snippets.support import docker_engine
 
@@ -492,7 +543,7 @@ def _record_tested_on() -> None:
     complete = {
         key: results
         for key, results in RESULTS.items()
-        if len(results) == COLLECTED.get(key, -1)
+        if len(results) + LEFT_TO_FIRST_PYTHON.get(key, 0) == COLLECTED.get(key, -1)
     }
     if not complete:
         return
@@ -502,6 +553,8 @@ def _record_tested_on() -> None:
         servers["Chromium"] = chromium
     if "Docker" in used and (engine := _docker_version()):
         servers["Docker"] = engine
+    if "Node.js" in used and (node := _node_version()):
+        servers["Node.js"] = node
     version = ".".join(platform.python_version_tuple()[:2])
     path = tested_on.RECORDS / f"{version}.json"
     record = json.loads(path.read_text()) if path.is_file() else {}
@@ -520,6 +573,7 @@ def _record_tested_on() -> None:
             "python": platform.python_version(),
             "servers": {label: servers[label] for label in uses if label in servers},
             "date": today,
+            "left_to_first_python": LEFT_TO_FIRST_PYTHON.get(pattern.key, 0),
         }
     tested_on.RECORDS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -5,10 +5,13 @@ The versions are ``PYTHONS`` in ``.ci/versions`` (the environment variable
 (pyenv's ``~/.pyenv/versions/3.X.*``, or ``python3.X`` on PATH), builds
 ``.venv-3.X`` from ``requirements/snippets.lock`` (the snippet and test groups
 only), and runs pytest on everything except the site checks (which test the
-build, not the snippets). The versions run side by side, at most
+build, not the snippets). On every Python but the first it also leaves out the
+tests whose subject runs in Chromium, Node.js or a container
+(``--python-dependent-only``): the Python that drives those does not change
+what they test, and the first Python runs them. The versions run side by side, at most
 ``MATRIX_JOBS`` at once (default 3), each with ``MATRIX_WORKERS`` pytest-xdist
 workers (default 1: the versions are the parallelism); each writes
-``.reports/python-3.X.log``, printed in version order as it completes.
+``.reports/python-3.X.log`` (and its timings, ``python-3.X.xml``), printed in version order as it completes.
 
 A missing interpreter fails the run under ``CI=true`` and is reported as
 skipped otherwise. After a green run, outside CI, it writes the "tested on"
@@ -105,6 +108,9 @@ def run_version(run: Run) -> Run:
             run.returncode = 1
             return run
         parallel = ["-n", WORKERS, "--dist", "loadscope"] if WORKERS != "1" else []
+        # The tests whose subject runs in Chromium, Node.js or a container run
+        # on the first Python only (tests/conftest.py, python_independent).
+        once = [] if run.version == ci_pythons()[0] else ["--python-dependent-only"]
         pytest = [
             str(venv / "bin" / "python"),
             "-m",
@@ -117,8 +123,10 @@ def run_version(run: Run) -> Run:
             [
                 *pytest,
                 *parallel,
+                *once,
                 "--ignore=tests/site",
                 "--ignore=tests/test_tested_on.py",
+                f"--junitxml={LOGS / f'python-{run.version}.xml'}",
                 *sys.argv[1:],
             ],
             cwd=ROOT,

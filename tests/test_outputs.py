@@ -42,18 +42,52 @@ def on_nats(output: Path) -> bool:
     return uses and "nats" in case_name(output)
 
 
-# Each NATS case runs on the machine's server and on the venv's current one
-# (tests/conftest.py, `current_nats_url`): both must print the same output.
 def output_id(output: Path) -> str:
     return f"{output.parent.parent.name}/{output.stem}"
 
 
-RUNS = [pytest.param(output, "", id=output_id(output)) for output in OUTPUT_FILES]
+# Cases whose subject runs outside the Python that prints them. A demo built on
+# snippets/support/frontend.py builds with Node.js and runs the JavaScript in
+# Chromium, every case of it; these cases run a container. The version matrix
+# runs them on the first Python only (tests/conftest.py, python_independent).
+DOCKER_CASES = {
+    "build_optimization/container_image_layers.cache_mount",
+    "build_optimization/container_image_layers.rebuild",
+    "container_orchestration/cpu_quota_sizing.docker",
+    "container_orchestration/graceful_shutdown.container",
+}
+
+
+def engine_marks(output: Path) -> list[pytest.MarkDecorator]:
+    _, source = demo_module(output)
+    text = source.read_text() if source.is_file() else ""
+    if "snippets.support import frontend" in text:
+        return [pytest.mark.engine("Chromium"), pytest.mark.engine("Node.js")]
+    if output_id(output) in DOCKER_CASES:
+        return [pytest.mark.engine("Docker")]
+    return []
+
+
+# Each NATS case runs on the machine's server and on the venv's current one
+# (tests/conftest.py, `current_nats_url`): both must print the same output.
+RUNS = [
+    pytest.param(output, "", id=output_id(output), marks=engine_marks(output))
+    for output in OUTPUT_FILES
+]
 RUNS += [
     pytest.param(output, "nats-pypi", id=f"{output_id(output)}-nats-pypi")
     for output in OUTPUT_FILES
     if on_nats(output)
 ]
+
+
+@pytest.mark.parametrize("case", sorted(DOCKER_CASES))
+def test_a_docker_case_is_a_case_of_a_demo_that_runs_docker(case: str) -> None:
+    output = ROOT / "snippets" / case.replace("/", "/output/", 1)
+    output = output.with_name(output.name + ".txt")
+    _, source = demo_module(output)
+    assert output.is_file(), f"DOCKER_CASES names {case}, which has no output file"
+    assert "docker" in source.read_text(), f"{source} never runs docker"
 
 
 @pytest.mark.parametrize(("output", "server"), RUNS)

@@ -36,6 +36,9 @@ STAMPS = ROOT / "tested-on"
 RECORDS = ROOT / ".reports" / "tested-on"
 VERSIONS_FILE = ROOT / ".ci" / "versions"
 REFRESH = "make test-all"
+# Where a test's subject runs outside the Python that drives it: the version
+# matrix runs those tests on the first Python only (tests/conftest.py).
+ENGINES = ("Chromium", "Docker", "Node.js")
 
 log = logging.getLogger("mkdocs.hooks.tested_on")
 
@@ -195,12 +198,22 @@ def write_stamps(pythons: Iterable[str]) -> list[str]:
     for pattern in patterns():
         digest = pattern.digest()
         python, servers, dates = [], {}, []
+        once_on = ""
         for version in wanted:
             run = runs[version]
             result = run["patterns"].get(pattern.key)
             if not result or not result["passed"] or result["sha256"] != digest:
                 problems.append(f"{pattern.key}: no green run on Python {version}")
                 break
+            left = result.get("left_to_first_python", 0)
+            if left and version == wanted[0]:
+                problems.append(
+                    f"{pattern.key}: {left} tests left out on Python {version}, "
+                    "the first Python, which runs every test"
+                )
+                break
+            if left:
+                once_on = runs[wanted[0]]["patterns"][pattern.key]["python"]
             python.append(result.get("python", run["python"]))
             dates.append(result.get("date", run.get("date", "")))
             known = {**run.get("servers", {}), **result.get("servers", {})}
@@ -214,6 +227,8 @@ def write_stamps(pythons: Iterable[str]) -> list[str]:
                 "servers": dict(sorted(servers.items())),
                 "date": max(dates),
             }
+            if once_on:  # its Chromium, Node.js and Docker tests: the first only
+                stamp["engines_on_python"] = once_on
             old = read_stamp(pattern)
             if old is not None and {**old, "date": stamp["date"]} == stamp:
                 continue
@@ -234,6 +249,13 @@ def stamp_line(stamp: dict[str, Any]) -> str:
     servers = [f"{label} {version}" for label, version in stamp["servers"].items()]
     if servers:
         text += f" with {listing(servers)}"
+    engines = [label for label in stamp["servers"] if label in ENGINES]
+    if engines and stamp.get("engines_on_python"):
+        # what runs in the browser, the bundler or a container ran once
+        text += (
+            f" (the {listing(engines)} tests on Python "
+            f"{stamp['engines_on_python']})"
+        )
     date = datetime.date.fromisoformat(stamp["date"])
     return f"{text}, {date.day} {date:%B %Y}."
 

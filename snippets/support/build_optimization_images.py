@@ -28,6 +28,7 @@ from snippets.support.docker_engine import (
     base_image,
     docker,
     docker_bin,
+    machine_lock,
 )
 from snippets.support.services import ServiceUnavailable
 
@@ -122,12 +123,12 @@ def _buildah_run(*args: str, timeout: float = 600) -> subprocess.CompletedProces
 def buildah_base() -> str:
     """The local base in buildah's storage, from the same root filesystem."""
     tag = base_image().replace("local/", "localhost/")
-    known = subprocess.run(
-        [_buildah(), "images", "-q", tag], capture_output=True, text=True
-    )
-    if known.returncode == 0 and known.stdout.strip():
-        return tag
-    with tempfile.TemporaryDirectory() as context:
+    with machine_lock("buildah-base"), tempfile.TemporaryDirectory() as context:
+        known = subprocess.run(
+            [_buildah(), "images", "-q", tag], capture_output=True, text=True
+        )
+        if known.returncode == 0 and known.stdout.strip():
+            return tag
         Path(context, "rootfs.tar").write_bytes(_rootfs_tar(_files()))
         Path(context, "Containerfile").write_text(
             f"FROM scratch\nADD rootfs.tar /\nLABEL recipe={RECIPE}\n"

@@ -13,6 +13,7 @@ address range no test may send traffic to); containers run with
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
@@ -20,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -37,6 +39,7 @@ __all__ = [
     "docker_bin",
     "engine_version",
     "ensure_daemon",
+    "machine_lock",
     "removed",
 ]
 
@@ -121,27 +124,46 @@ def _daemon_up() -> bool:
         return False
 
 
+@contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Hold an exclusive lock shared by every process on this machine.
+
+    Two test runs (one per Python) share one daemon: without the lock both see
+    no base image, both import one, and the second import moves the tag under
+    the first run's builds, whose next build then misses the layer cache.
+    """
+    path = Path(tempfile.gettempdir()) / f"cp-{name}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @cache
 def ensure_daemon() -> str:
     """Start dockerd with `--bridge=none` if needed; return the engine version."""
-    if not _daemon_up():
-        dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
-        if not os.access(dockerd, os.X_OK) or os.geteuid() != 0:
-            raise ServiceUnavailable(f"the Docker daemon is not running; {INSTALL}")
-        log = open("/tmp/cp-dockerd.log", "ab")  # noqa: SIM115 (the daemon keeps it)
-        subprocess.Popen(
-            [dockerd, "--bridge=none", "--iptables=false", "--ip-forward=false"],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while not _daemon_up():
-            if time.monotonic() > deadline:
-                raise ServiceUnavailable(
-                    f"dockerd did not start in 60 s (/tmp/cp-dockerd.log); {INSTALL}"
-                )
-            time.sleep(0.5)
+    with machine_lock("dockerd"):
+        if not _daemon_up():
+            dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
+            if not os.access(dockerd, os.X_OK) or os.geteuid() != 0:
+                raise ServiceUnavailable(f"the Docker daemon is not running; {INSTALL}")
+            log = open("/tmp/cp-dockerd.log", "ab")  # noqa: SIM115 (the daemon keeps it)
+            subprocess.Popen(
+                [dockerd, "--bridge=none", "--iptables=false", "--ip-forward=false"],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + 60
+            while not _daemon_up():
+                if time.monotonic() > deadline:
+                    raise ServiceUnavailable(
+                        "dockerd did not start in 60 s (/tmp/cp-dockerd.log); "
+                        + INSTALL
+                    )
+                time.sleep(0.5)
     return engine_version()
 
 
@@ -223,7 +245,9 @@ def base_image() -> str:
         stat = host.stat()
         digest.update(f"{inside}\0{stat.st_size}\0{int(stat.st_mtime)}\n".encode())
     tag = f"{REPOSITORY}:{digest.hexdigest()[:12]}"
-    if docker("image", "inspect", tag, check=False).returncode != 0:
+    with machine_lock("docker-base"):
+        if docker("image", "inspect", tag, check=False).returncode == 0:
+            return tag
         docker(
             "import",
             "--change",

@@ -73,8 +73,9 @@ def test_source_first_reinstalls_every_dependency_after_a_source_edit(
 ) -> None:
     cold, rebuild = builds["source first"]
     assert cold.install_ran and rebuild.install_ran
-    # the reinstall is what a rebuild costs: far more than the deps-first one
-    assert rebuild.seconds > 3 * builds["deps first"][1].seconds
+    # only WORKDIR came from the cache: `COPY . .` took the edit, so pip and
+    # every step after it ran again (ARG and FROM print no "Using cache")
+    assert rebuild.cached == 1 < builds["deps first"][1].cached
 
 
 def test_deps_first_reuses_the_install_layer_after_a_source_edit(
@@ -82,7 +83,6 @@ def test_deps_first_reuses_the_install_layer_after_a_source_edit(
 ) -> None:
     cold, rebuild = builds["deps first"]
     assert cold.install_ran and not rebuild.install_ran
-    assert rebuild.seconds < cold.seconds / 3
     # every step up to the install came from the cache (ARG and FROM print no
     # "Using cache"; the source COPY and the CMD after it ran again)
     assert rebuild.cached >= rebuild.steps - 4
@@ -148,8 +148,10 @@ def test_a_cache_mount_survives_a_rebuilt_layer_and_stays_out_of_the_image(
         requirements.write_text(requirements.read_text() + "# a new pin\n")
         changed = buildah_bud(tmp_path, containerfile, tag)
         assert first.install_ran and not again.install_ran and changed.install_ran
-        # the counter file in the cache mount was kept from the first build
-        assert builds_counted(changed) == builds_counted(first) + 1
+        # the counter file in the cache mount was kept from the first build (it
+        # may have grown more: any build on the machine with the same cache id,
+        # the target path by default, shares the cache)
+        assert builds_counted(changed) > builds_counted(first) >= 1
         assert not in_image(tag, "/root/.cache/pip/builds")
         assert in_image(tag, "/usr/local/lib/python3.11/dist-packages/dependency_0")
     finally:

@@ -36,14 +36,6 @@ __all__: list[str] = []  # the cases a page shows; the API is the package
 PACKAGES, MODULES = 3, 100
 
 
-def compared(slow: Build, fast: Build) -> str:
-    """How many times longer `slow` took than `fast`, in buckets."""
-    ratio = slow.seconds / fast.seconds
-    if ratio > 3:
-        return "more than 3 times as long"
-    return "less than twice as long" if ratio < 2 else "2 to 3 times as long"
-
-
 def ran(build: Build) -> str:
     return "ran" if build.install_ran else "from the cache"
 
@@ -79,8 +71,10 @@ def show_rebuild() -> list[str]:
             cold, rebuild = edit_and_rebuild(root, order)
             rebuilds[order] = rebuild
             lines.append(f"{order:<14}{'pip ' + ran(cold):<16}pip {ran(rebuild)}")
-    slower = compared(rebuilds["source first"], rebuilds["deps first"])
-    return [*lines, f"the source-first rebuild took {slower}"]
+    lines.append("steps the rebuild took from the cache:")
+    for order, rebuild in rebuilds.items():
+        lines.append(f"  {order:<14}{rebuild.cached} of {rebuild.steps}")
+    return lines
 
 
 def builds_counted(build: Build) -> int:
@@ -106,12 +100,14 @@ def show_cache_mount() -> list[str]:
             installed = in_image(tag, "/usr/local/lib/python3.11/dist-packages")
         finally:
             remove_images(tag)
-    kept = builds_counted(second) - builds_counted(first)
+    # Another build on the machine may share the cache (its id is the target
+    # path) and count too: what matters is that the first build's line is kept.
+    kept = builds_counted(second) > builds_counted(first) >= 1
     return [
         *lines,
         f"first build:                    pip install {ran(first)}",
         f"requirements.txt edited:        pip install {ran(second)}, "
-        f"the cache's counter rose by {kept}",
+        f"the cache kept the first build's counter: {'yes' if kept else 'no'}",
         f"nothing changed:                pip install {ran(third)}",
         f"the cache in the image:         {'yes' if cache_in_image else 'no'}",
         f"the packages in the image:      {'yes' if installed else 'no'}",
