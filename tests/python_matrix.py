@@ -11,7 +11,8 @@ tests whose subject runs in Chromium, Node.js or a container
 what they test, and the first Python runs them. The versions run side by side, at most
 ``MATRIX_JOBS`` at once (default 3), each with ``MATRIX_WORKERS`` pytest-xdist
 workers (default 1: the versions are the parallelism); each writes
-``.reports/python-3.X.log`` (and its timings, ``python-3.X.xml``), printed in version order as it completes.
+``.reports/python-3.X.log`` (and its timings, ``python-3.X.xml``), printed in
+version order as it completes.
 
 A missing interpreter fails the run under ``CI=true`` and is reported as
 skipped otherwise. After a green run, outside CI, it writes the "tested on"
