@@ -253,8 +253,7 @@ def stamp_line(stamp: dict[str, Any]) -> str:
     if engines and stamp.get("engines_on_python"):
         # what runs in the browser, the bundler or a container ran once
         text += (
-            f" (the {listing(engines)} tests on Python "
-            f"{stamp['engines_on_python']})"
+            f" (the {listing(engines)} tests on Python {stamp['engines_on_python']})"
         )
     date = datetime.date.fromisoformat(stamp["date"])
     return f"{text}, {date.day} {date:%B %Y}."
