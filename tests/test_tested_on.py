@@ -9,6 +9,8 @@ so it is left out of that run (tests/python_matrix.py).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -92,3 +94,111 @@ def test_the_page_shows_the_stamp_under_its_title(
         file=SimpleNamespace(abs_src_path=str(ROOT / "docs" / "index.md"), src_uri="i")
     )
     assert tested_on.on_page_content("<h1>Home</h1>", page=other) == "<h1>Home</h1>"
+
+
+def record(pattern: Pattern, python: str, *, ran: int, left: int) -> dict[str, object]:
+    """A run's record as tests/conftest.py writes it, for one pattern."""
+    entry = {
+        "sha256": pattern.digest(),
+        "passed": True,
+        "ran": ran,
+        "left_to_first_python": left,
+        "uses": ["Chromium"],
+        "servers": {"Chromium": "156.0"},
+        "python": python,
+        "date": "2026-12-07",
+    }
+    return {"python": python, "patterns": {pattern.key: entry}}
+
+
+def write_records(records: Path, runs: dict[str, dict[str, object]]) -> None:
+    records.mkdir()
+    for version, run in runs.items():
+        (records / f"{version}.json").write_text(json.dumps(run))
+
+
+def test_tests_left_to_the_first_python_are_named_on_the_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pattern = PATTERNS[0]
+    first, *others = tested_on.ci_pythons()
+    monkeypatch.setattr(tested_on, "STAMPS", tmp_path / "stamps")
+    monkeypatch.setattr(tested_on, "RECORDS", tmp_path / "records")
+    monkeypatch.setattr(tested_on, "patterns", lambda: [pattern])
+    runs = {first: record(pattern, f"{first}.7", ran=5, left=0)}
+    runs |= {v: record(pattern, f"{v}.1", ran=3, left=2) for v in others}
+    write_records(tmp_path / "records", runs)
+    assert tested_on.write_stamps(tested_on.ci_pythons()) == []
+    stamp = json.loads(pattern.stamp.read_text())
+    assert stamp["engines_on_python"] == f"{first}.7"
+    assert len(stamp["python"]) == len(runs)
+    assert tested_on.stamp_problem(pattern) is None
+    assert f"(the Chromium tests on Python {first}.7)" in tested_on.stamp_line(stamp)
+
+
+def test_a_pattern_run_only_on_the_first_python_is_stamped_with_it_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pattern = PATTERNS[0]
+    first, *others = tested_on.ci_pythons()
+    monkeypatch.setattr(tested_on, "STAMPS", tmp_path / "stamps")
+    monkeypatch.setattr(tested_on, "RECORDS", tmp_path / "records")
+    monkeypatch.setattr(tested_on, "patterns", lambda: [pattern])
+    runs = {first: record(pattern, f"{first}.7", ran=4, left=0)}
+    runs |= {v: record(pattern, f"{v}.1", ran=0, left=4) for v in others}
+    write_records(tmp_path / "records", runs)
+    assert tested_on.write_stamps(tested_on.ci_pythons()) == []
+    stamp = json.loads(pattern.stamp.read_text())
+    assert stamp["python"] == [f"{first}.7"]
+    assert tested_on.stamp_problem(pattern) is None
+    assert tested_on.stamp_line(stamp).startswith(
+        f"Tested on Python {first}.7 with Chromium 156.0, "
+    )
+    # the same stamp without the mark lacks the other Pythons
+    pattern.stamp.write_text(json.dumps({**stamp, "engines_on_python": ""}))
+    assert "lacks Python" in str(tested_on.stamp_problem(pattern))
+
+
+def test_the_first_python_may_not_leave_tests_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pattern = PATTERNS[0]
+    first, *others = tested_on.ci_pythons()
+    monkeypatch.setattr(tested_on, "STAMPS", tmp_path / "stamps")
+    monkeypatch.setattr(tested_on, "RECORDS", tmp_path / "records")
+    monkeypatch.setattr(tested_on, "patterns", lambda: [pattern])
+    runs = {v: record(pattern, f"{v}.1", ran=3, left=2) for v in [first, *others]}
+    write_records(tmp_path / "records", runs)
+    problems = tested_on.write_stamps(tested_on.ci_pythons())
+    assert problems == [
+        f"{pattern.key}: 2 tests left out on Python {first}, "
+        "the first Python, which runs every test"
+    ]
+    assert not pattern.stamp.exists()
+
+
+def test_the_version_matrix_leaves_out_exactly_the_engine_tests() -> None:
+    """`--python-dependent-only` deselects the Chromium, Node.js and Docker tests."""
+
+    def collected(*options: str) -> set[str]:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
+             "no:cacheprovider", *options, "tests/code_splitting",
+             "tests/container_orchestration/test_cpu_quota_sizing.py",
+             "tests/test_outputs.py"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        return {line for line in run.stdout.splitlines() if "::" in line}
+
+    every, matrix = collected(), collected("--python-dependent-only")
+    left = every - matrix
+    assert matrix < every
+    # the browser pages' tests and outputs, and the container cases, went
+    assert any("test_chunk_load_errors.py::" in test for test in left)
+    assert any("[code_splitting/chunk_load_errors." in test for test in left)
+    assert any("[container_orchestration/cpu_quota_sizing.docker]" in t for t in left)
+    # the same pages' Python-only neighbours stayed
+    assert any("test_single_flight_loader.py::" in test for test in matrix)
+    assert any("[container_orchestration/cpu_quota_sizing.sizes]" in t for t in matrix)
+    assert not any("single_flight_loader" in test for test in left)

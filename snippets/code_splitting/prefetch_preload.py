@@ -219,7 +219,7 @@ async def critical_behind_prefetches(
     make: Callable[[Fetch, int], FifoLoader | PriorityLoader],
     prefetches: int = 20,
     slots: int = 4,
-    unit: float = 0.01,
+    unit: float = 0.25,
 ) -> dict[str, int]:
     """Queue ``prefetches`` speculative parts, then load one critical part.
 

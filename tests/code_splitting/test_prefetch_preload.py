@@ -1,13 +1,13 @@
 """Tests for snippets/code_splitting/prefetch_preload.py.
 
-The fetch is an ``asyncio.sleep`` of one unit, so the counts depend only on the
-order in which the loader starts fetches, not on the machine's speed.
+The fetch is an ``asyncio.sleep`` of one unit (0.25 s, long next to the
+scheduling delays of a loaded machine), so the counts depend only on the order
+in which the loader starts fetches. Nothing here times anything.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -33,33 +33,6 @@ def test_priority_critical_load_starts_before_any_prefetch_finishes() -> None:
     assert c["started"] == SLOTS  # the ones running when the load arrived
     assert c["preempted"] == 1
     assert c["fetches"] == PREFETCHES + 1  # the preempted one ran again, once
-
-
-async def critical_latency(loader_type: type[FifoLoader | PriorityLoader]) -> float:
-    unit = 0.2  # long next to scheduling delays on a loaded machine
-
-    async def fetch(name: str) -> bytes:
-        await asyncio.sleep(unit)
-        return name.encode()
-
-    loader = loader_type(fetch, SLOTS)
-    try:
-        for i in range(PREFETCHES):
-            loader.prefetch(f"p{i}")
-        await asyncio.sleep(0)
-        began = time.monotonic()
-        await asyncio.wait_for(loader.load("critical"), timeout=10)
-        return (time.monotonic() - began) / unit
-    finally:
-        await loader.aclose()
-
-
-def test_critical_latency_in_fetch_units() -> None:
-    fifo = asyncio.run(critical_latency(FifoLoader))
-    priority = asyncio.run(critical_latency(PriorityLoader))
-    print(f"critical load: fifo {fifo:.1f} units, priority {priority:.1f} units")
-    assert fifo >= 4.5  # 20 prefetches / 4 slots ahead of it, then itself
-    assert priority < 2.5
 
 
 def test_failed_prefetch_is_fetched_again_by_the_next_load() -> None:
