@@ -1,5 +1,6 @@
 """Run Debian's nginx as a TLS-terminating reverse proxy on loopback.
 
+* `run_nginx` runs any ``nginx.conf`` that way (other pages' proxies use it).
 * `serve_nginx` writes the page's ``nginx.conf`` into a temporary prefix with
   this run's ports and a self-signed certificate (made with the ``openssl``
   command for ``hooks.example.com`` and ``127.0.0.1``), starts nginx in the
@@ -24,7 +25,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +35,12 @@ from snippets.support.services import ServiceUnavailable
 
 __all__ = [
     "PUBLIC_HOST",
+    "Nginx",
     "Proxy",
     "direct_post",
     "free_port",
     "https_post",
+    "run_nginx",
     "serve_nginx",
 ]
 
@@ -109,9 +112,27 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
     raise RuntimeError("nginx did not open its port within 5 s")
 
 
+@dataclass
+class Nginx:
+    """nginx running in the foreground on a temporary prefix."""
+
+    prefix: Path
+    process: subprocess.Popen[bytes]
+    version: str
+
+    @property
+    def error_log(self) -> Path:
+        return self.prefix / "logs" / "error.log"
+
+
 @contextmanager
-def serve_nginx(flask_port: int, asgi_port: int | None = None) -> Iterator[Proxy]:
-    """nginx on 127.0.0.1 (TLS) in front of the apps on ``flask_port``/``asgi_port``."""
+def run_nginx(
+    config: str, port: int, prepare: Callable[[Path], None] | None = None
+) -> Iterator[Nginx]:
+    """nginx with ``config`` (its ``nginx.conf``) on a temporary prefix, in the
+    foreground, once ``port`` accepts; ``prepare(prefix)`` runs before the start.
+
+    At the end, SIGQUIT (graceful shutdown) and a bounded wait."""
     binary = nginx_binary()
     version = subprocess.run(
         [binary, "-v"], capture_output=True, text=True, check=False
@@ -122,21 +143,17 @@ def serve_nginx(flask_port: int, asgi_port: int | None = None) -> Iterator[Proxy
         for name in ("logs", "certs", "temp"):
             (prefix / name).mkdir()
         (prefix / "temp").chmod(0o777)
-        _certificate(prefix / "certs")
-        port = free_port()
-        upstreams = {8000: flask_port, 8001: asgi_port or flask_port}
-        (prefix / "nginx.conf").write_text(_config(port, upstreams))
+        if prepare is not None:
+            prepare(prefix)
+        (prefix / "nginx.conf").write_text(config)
         process = subprocess.Popen(
             [binary, "-p", f"{prefix}/", "-c", "nginx.conf", "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        proxy: Proxy | None = None
         try:
             _wait_for_port(port, process, prefix / "logs" / "error.log")
-            cafile = str(prefix / "certs" / "hooks.pem")
-            proxy = Proxy(port, cafile, version, prefix / "logs" / "error.log")
-            yield proxy
+            yield Nginx(prefix, process, version)
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGQUIT)  # graceful shutdown
@@ -145,8 +162,24 @@ def serve_nginx(flask_port: int, asgi_port: int | None = None) -> Iterator[Proxy
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
-            if proxy is not None:
-                proxy.returncode = process.returncode
+
+
+@contextmanager
+def serve_nginx(flask_port: int, asgi_port: int | None = None) -> Iterator[Proxy]:
+    """nginx on 127.0.0.1 (TLS) in front of the apps on ``flask_port``/``asgi_port``."""
+    port = free_port()
+    upstreams = {8000: flask_port, 8001: asgi_port or flask_port}
+    config = _config(port, upstreams)
+    proxy: Proxy | None = None
+    nginx: Nginx | None = None
+    try:
+        with run_nginx(config, port, lambda p: _certificate(p / "certs")) as nginx:
+            cafile = str(nginx.prefix / "certs" / "hooks.pem")
+            proxy = Proxy(port, cafile, nginx.version, nginx.error_log)
+            yield proxy
+    finally:
+        if proxy is not None and nginx is not None:
+            proxy.returncode = nginx.process.returncode
 
 
 def https_post(
