@@ -29,16 +29,19 @@ Conn = psycopg.Connection[TupleRow]
 
 __all__ = [
     "MIGRATIONS",
+    "TASK_RUNS",
     "VERSION_TABLE",
     "Conn",
     "Migration",
     "MigrationLockTimeout",
+    "TaskLockTimeout",
     "applied_versions",
     "apply_one",
     "apply_pending",
     "lock_key",
     "migrate",
     "migrate_unlocked",
+    "run_once",
 ]
 
 log = logging.getLogger(__name__)
@@ -264,6 +267,66 @@ def migrate(
 
 
 # --8<-- [end:migrate]
+
+
+# --8<-- [start:run-once]
+TASK_RUNS: Final = """
+CREATE TABLE IF NOT EXISTS task_runs (
+    task text PRIMARY KEY,
+    run_by text NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class TaskLockTimeout(MigrationLockTimeout):
+    """Another run held the task's lock for longer than we may wait."""
+
+
+def run_once(
+    dsn: str,
+    task: str,
+    body: Callable[[Conn], object],
+    *,
+    identity: str,
+    wait: float = 30.0,
+) -> bool:
+    """Run ``body`` unless a run of ``task`` has finished already.
+
+    Name a scheduled task after the period it covers
+    (``"nightly-billing:2026-12-06"``), not after the time it started, so a
+    second run for the same night finds it done. ``body`` runs in the
+    transaction that records the task in ``task_runs`` (create it with
+    ``TASK_RUNS`` in a migration): its writes and the record commit together.
+
+    Returns:
+        True if this call ran ``body``, False if an earlier run had.
+
+    Raises:
+        TaskLockTimeout: Another run held the task's lock longer than ``wait``.
+    """
+    key = lock_key(f"task:{task}")
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", (_ms(wait),))
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        except psycopg.errors.LockNotAvailable as error:
+            raise TaskLockTimeout(f"{task!r} still held after {wait} s") from error
+        try:
+            with conn.transaction():
+                done = "SELECT 1 FROM task_runs WHERE task = %s"
+                if conn.execute(done, (task,)).fetchone() is not None:
+                    return False
+                body(conn)
+                record = "INSERT INTO task_runs (task, run_by) VALUES (%s, %s)"
+                conn.execute(record, (task, identity))
+            return True
+        finally:
+            if not conn.broken:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+# --8<-- [end:run-once]
 
 
 # --------------------------------------------------------------------------- #

@@ -8,12 +8,17 @@ fence the stale write lands; with one, PostgreSQL refuses it.
 
 from __future__ import annotations
 
+import itertools
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from snippets.container_orchestration import leader_election as le
@@ -24,7 +29,7 @@ from snippets.support.container_orchestration_replicas import (
     RESOURCE,
     split_brain,
 )
-from tests.conftest import Postgres
+from tests.conftest import ROOT, Postgres
 
 TIMING = le.Timing(lease_duration=1.0, renew_deadline=0.6, retry_period=0.2)
 
@@ -204,3 +209,108 @@ def test_leaders_take_turns_without_overlap(dsn: str) -> None:
     assert lines[1] == "tokens in order of leadership: 1, 2, 3, 4, 5, 6"
     assert lines[2] == "terms that overlapped the next one: 0"
     assert lines[3] == "fenced writes accepted: 6"
+
+
+# --------------------------------------------------------------------------- #
+# On Kubernetes: the clients' timing rules and the Lease (no API server here)
+# --------------------------------------------------------------------------- #
+
+LEASE_MANIFEST = (
+    ROOT / "snippets/container_orchestration/manifests/leader-election.lease.yaml"
+)
+KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
+
+
+def test_kube_controller_manager_timing_breaks_no_rule() -> None:
+    timing = le.Timing()  # 15 s, 10 s, 2 s
+    lease, deadline, retry = (
+        timing.lease_duration,
+        timing.renew_deadline,
+        timing.retry_period,
+    )
+    assert le.leads_for(deadline, retry, client="client-go") == 12
+    assert le.leads_for(deadline, retry, client="python") == 12
+    for client in ("client-go", "python"):
+        assert le.timing_problems(lease, deadline, retry, client=client) == []
+
+
+def test_python_client_steps_down_only_at_a_whole_retry_period() -> None:
+    # renew_loop: tries at 3, 6, 9, 12 s after the last renewal, a 3 s sleep
+    # after each failure, and the deadline checked only before a try.
+    assert le.leads_for(10, 3, client="python") == 15
+    assert le.leads_for(10, 3, client="client-go") == 13
+    assert le.timing_problems(15, 10, 3, client="client-go") == []
+    assert le.timing_problems(15, 10, 3, client="python") == [
+        "a follower may lead after 15 s, the old leader acts up to 15 s"
+    ]
+
+
+def test_python_clients_example_timing_lets_two_replicas_lead() -> None:
+    # kubernetes 37.0.2, kubernetes/leaderelection/example.py: 17 s, 15 s, 5 s.
+    assert le.timing_problems(17, 15, 5, client="python") == [
+        "a follower may lead after 17 s, the old leader acts up to 20 s"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lease", "deadline", "retry", "rule"),
+    [
+        (10, 10, 2, "the lease duration must be longer than the renew deadline"),
+        (15, 12, 10, "the renew deadline must be longer than 1.2 retry periods"),
+        (1.0, 0.6, 0.2, "the Python client needs every duration to be 1 s or more"),
+    ],
+)
+def test_timings_both_clients_refuse(
+    lease: float, deadline: float, retry: float, rule: str
+) -> None:
+    assert rule in le.timing_problems(lease, deadline, retry, client="python")
+
+
+def test_the_postgresql_elector_accepts_exactly_the_safe_client_go_timings() -> None:
+    for lease, deadline, retry in itertools.product(range(1, 21), repeat=3):
+        safe = not le.timing_problems(lease, deadline, retry, client="client-go")
+        try:
+            le.Timing(lease_duration=lease, renew_deadline=deadline, retry_period=retry)
+        except ValueError:
+            accepted = False
+        else:
+            accepted = True
+        assert accepted == safe, (lease, deadline, retry)
+
+
+@pytest.mark.parametrize("version", ["1.28.0", "1.37.0"])
+def test_lease_and_role_are_valid_kubernetes(version: str) -> None:
+    result = subprocess.run(
+        [str(KUBERNETES_VALIDATE), "--strict", "-k", version, str(LEASE_MANIFEST)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lease_fields_and_role_verbs_match_the_page() -> None:
+    docs = {d["kind"]: d for d in yaml.safe_load_all(LEASE_MANIFEST.read_text())}
+    lease = docs["Lease"]
+    assert lease["apiVersion"] == "coordination.k8s.io/v1"
+    assert set(lease["spec"]) == {
+        "holderIdentity",
+        "leaseDurationSeconds",
+        "acquireTime",
+        "renewTime",
+        "leaseTransitions",
+    }
+    assert lease["spec"]["leaseDurationSeconds"] == le.Timing().lease_duration
+    rules = docs["Role"]["rules"]
+    assert {verb for rule in rules for verb in rule["verbs"]} == {
+        "get",
+        "update",
+        "create",
+    }
+    for rule in rules:
+        assert rule["apiGroups"] == ["coordination.k8s.io"]
+        assert rule["resources"] == ["leases"]
+        # RBAC cannot restrict create by name: such a rule would never match.
+        named = rule.get("resourceNames") == [lease["metadata"]["name"]]
+        assert named != ("create" in rule["verbs"])

@@ -4,17 +4,25 @@ Replicas are separate processes. The test releases them together: each prints
 ``ready`` and waits for ``go`` on stdin, and the test sends ``go`` only when
 all of them are ready. A crash is a real SIGKILL of a replica that holds the
 lock in the middle of a migration.
+
+The CronJob part: two runs of one night's job (what a second Job, a retried
+Pod or a second CronJob starts) bill twice unless the job records the night
+in the transaction that bills it; the manifest is validated, not run.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
+import yaml
 
 from snippets.container_orchestration import one_shot_tasks as ost
 from snippets.support.container_orchestration_migrations import (
@@ -128,3 +136,140 @@ def test_lock_key_is_the_same_in_another_process() -> None:
     )
     assert int(other.stdout) == ost.lock_key("schema-migrations")
     assert -(2**63) <= ost.lock_key("schema-migrations") < 2**63
+
+
+# --------------------------------------------------------------------------- #
+# The nightly job that ran twice (CronJob)
+# --------------------------------------------------------------------------- #
+
+CRONJOB = (
+    ROOT / "snippets/container_orchestration/manifests/nightly-billing.cronjob.yaml"
+)
+KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
+# The values the field's description names (batch/v1 CronJobSpec).
+CONCURRENCY_POLICIES = {"Allow", "Forbid", "Replace"}
+NIGHT = "nightly-billing:2026-12-06"
+T = TypeVar("T")
+
+
+@pytest.fixture
+def billing(dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(ost.TASK_RUNS.encode())
+        conn.execute("CREATE TABLE invoices (night text NOT NULL)")
+    return dsn
+
+
+def bill(conn: ost.Conn) -> None:
+    conn.execute("INSERT INTO invoices (night) VALUES ('2026-12-06')")
+
+
+def invoices(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM invoices").fetchone()
+    return int(row[0]) if row else 0
+
+
+def two_jobs(job: Callable[[str], T]) -> list[T]:
+    """Run ``job(name)`` in two threads, released together; their results."""
+    barrier, results = threading.Barrier(2), list[T]()
+
+    def run(name: str) -> None:
+        barrier.wait(timeout=10)
+        results.append(job(name))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("job-a", "job-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 2
+    return results
+
+
+def test_two_runs_of_the_nightly_job_bill_twice(billing: str) -> None:
+    def job(name: str) -> None:
+        with psycopg.connect(billing, autocommit=True) as conn:
+            bill(conn)
+
+    two_jobs(job)
+    assert invoices(billing) == 2
+
+
+def test_run_once_bills_the_night_once_whichever_run_starts_first(
+    billing: str,
+) -> None:
+    def job(name: str) -> bool:
+        return ost.run_once(billing, NIGHT, bill, identity=name, wait=10)
+
+    assert sorted(two_jobs(job)) == [False, True]
+    assert invoices(billing) == 1
+    assert not ost.run_once(billing, NIGHT, bill, identity="job-c")  # a retry
+    assert ost.run_once(billing, "nightly-billing:2026-12-07", bill, identity="d")
+    assert invoices(billing) == 2
+
+
+def test_a_failed_run_records_nothing_and_the_retry_bills(billing: str) -> None:
+    def crash(conn: ost.Conn) -> None:
+        bill(conn)
+        raise RuntimeError("payment provider timed out")
+
+    with pytest.raises(RuntimeError):
+        ost.run_once(billing, NIGHT, crash, identity="job-a")
+    assert invoices(billing) == 0
+    assert ost.run_once(billing, NIGHT, bill, identity="job-a-retry")
+    assert invoices(billing) == 1
+
+
+def test_a_run_waiting_for_the_lock_gives_up_after_wait(billing: str) -> None:
+    with psycopg.connect(billing, autocommit=True) as holder:
+        task = f"{NIGHT}:{holder.info.backend_pid}"  # keys are database-wide
+        holder.execute("SELECT pg_advisory_lock(%s)", (ost.lock_key(f"task:{task}"),))
+        started = time.monotonic()
+        with pytest.raises(ost.TaskLockTimeout):
+            ost.run_once(billing, task, bill, identity="job-b", wait=0.3)
+        assert time.monotonic() - started < 5
+    assert invoices(billing) == 0
+
+
+@pytest.mark.parametrize("version", ["1.28.0", "1.37.0"])
+def test_cronjob_manifest_is_valid_kubernetes(version: str) -> None:
+    result = subprocess.run(
+        [str(KUBERNETES_VALIDATE), "--strict", "-k", version, str(CRONJOB)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cronjob_forbids_overlap_and_late_starts() -> None:
+    cronjob = yaml.safe_load(CRONJOB.read_text())
+    assert (cronjob["apiVersion"], cronjob["kind"]) == ("batch/v1", "CronJob")
+    spec = cronjob["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    # Set, at least the controller's 10 s check interval, within one night.
+    assert 10 <= spec["startingDeadlineSeconds"] < 24 * 3600
+    job = spec["jobTemplate"]["spec"]
+    # A hung run ends before the next night, or Forbid skips every later one.
+    assert 0 < job["activeDeadlineSeconds"] < 24 * 3600
+    assert job["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_the_schema_accepts_any_concurrency_policy_string(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.cronjob.yaml"
+    typo.write_text(
+        CRONJOB.read_text().replace(
+            "concurrencyPolicy: Forbid", "concurrencyPolicy: Forbidden"
+        )
+    )
+    result = subprocess.run(
+        [str(KUBERNETES_VALIDATE), "--strict", "-k", "1.37.0", str(typo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, "the schema now checks the value: update the page"
+    policy = yaml.safe_load(typo.read_text())["spec"]["concurrencyPolicy"]
+    assert policy not in CONCURRENCY_POLICIES

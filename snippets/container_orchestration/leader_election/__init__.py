@@ -9,10 +9,15 @@ A lease alone cannot stop a leader that was paused (GC, SIGSTOP, a frozen VM)
 and resumes after another replica took over. So every write the leader makes
 carries its token, and the protected table refuses any token lower than the
 highest it has accepted, in the same statement that makes the write.
+
+On Kubernetes the lease is a ``coordination.k8s.io/v1`` Lease object;
+``timing_problems`` checks an elector's timing against the renewal loops of
+client-go and of the official Python client.
 """
 
 from .elector import JITTER, LeaderElector, Timing
 from .fencing import FENCED_WRITE, fenced_write, unfenced_write
+from .kubernetes_timing import leads_for, timing_problems
 from .lease import (
     ACQUIRE,
     RENEW,
@@ -39,8 +44,10 @@ __all__ = [
     "connect",
     "create_schema",
     "fenced_write",
+    "leads_for",
     "release",
     "renew",
+    "timing_problems",
     "try_acquire",
     "unfenced_write",
 ]

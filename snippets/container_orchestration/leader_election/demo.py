@@ -4,7 +4,8 @@
 
 ``demo`` runs three electors as threads for six terms; ``unfenced`` and
 ``fenced`` freeze a leader past its lease in a real process and thaw it after
-another replica took over.
+another replica took over. ``kubernetes-timing`` checks Lease timings against
+the renewal loops of client-go and the Python client; it needs no server.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from snippets.container_orchestration.leader_election import (
     connect,
     create_schema,
     fenced_write,
+    leads_for,
+    timing_problems,
 )
+from snippets.container_orchestration.leader_election.kubernetes_timing import Client
 from snippets.support import services
 from snippets.support.cases import run_cases
 from snippets.support.container_orchestration_replicas import (
@@ -32,6 +36,16 @@ from snippets.support.container_orchestration_replicas import (
 )
 
 DEMO_TIMING: Final = Timing(lease_duration=1.0, renew_deadline=0.6, retry_period=0.2)
+
+# (client, lease duration, renew deadline, retry period, where the timing is from)
+KUBERNETES_TIMINGS: Final[tuple[tuple[Client, int, int, int, str], ...]] = (
+    ("client-go", 15, 10, 2, "kube-controller-manager's defaults"),
+    ("python", 15, 10, 2, "the same timing"),
+    ("client-go", 15, 10, 3, "a 3 s retry period"),
+    ("python", 15, 10, 3, "the same timing"),
+    ("python", 17, 15, 5, "kubernetes/leaderelection/example.py"),
+    ("client-go", 15, 10, 10, "retry as long as the deadline"),
+)
 
 
 # --8<-- [start:demo]
@@ -96,12 +110,28 @@ def show_split_brain(mode: str) -> list[str]:
         return split_brain(pg.dsn, mode).lines
 
 
+def show_kubernetes_timing() -> list[str]:
+    lines = []
+    for client, lease, deadline, retry, source in KUBERNETES_TIMINGS:
+        acting = leads_for(deadline, retry, client=client)
+        name = "Python client" if client == "python" else client
+        lines.append(f"{name}: {source}")
+        lines.append(
+            f"  lease {lease} s, renew deadline {deadline} s, retry {retry} s:"
+            f" leads up to {acting:g} s"
+        )
+        problems = timing_problems(lease, deadline, retry, client=client)
+        lines.extend(f"  - {problem}" for problem in problems or ["ok"])
+    return lines
+
+
 if __name__ == "__main__":
     sys.exit(
         run_cases(
             {
                 "demo": show_demo,
                 "fenced": lambda: show_split_brain("fenced"),
+                "kubernetes-timing": show_kubernetes_timing,
                 "unfenced": lambda: show_split_brain("unfenced"),
             }
         )
