@@ -39,7 +39,7 @@ from snippets.build_optimization.tool_caches.sample import (
     pretend_written_by,
     write_project,
 )
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unavailable
 from tools.errors import ErrorRecorder
 
 pytestmark = pytest.mark.timeout(90)
@@ -263,7 +263,7 @@ def test_workflow_pins_actions_and_passes_zizmor() -> None:
     assert uses and all(len(use.partition("@")[2]) == 40 for use in uses)
     zizmor = shutil.which("zizmor", path=str(Path(sys.executable).parent))
     if zizmor is None:
-        pytest.skip("zizmor is in requirements/test.lock; run `make venv`")
+        unavailable("zizmor", "it is pinned in requirements/snippets.lock")
     result = subprocess.run(
         [zizmor, "--offline", "--no-progress", str(WORKFLOW)],
         capture_output=True,
