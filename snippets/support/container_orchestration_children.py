@@ -111,7 +111,9 @@ def replica(args: Sequence[str]) -> int:
         print("stepped-down", flush=True)
         stop.set()
 
-    timing = le.Timing(lease_duration=1.0, renew_deadline=0.6, retry_period=0.2)
+    # Long next to the scheduling delays of a loaded machine: under 1 s the new
+    # leader could miss its own renew deadline before it writes.
+    timing = le.Timing(lease_duration=3.0, renew_deadline=1.8, retry_period=0.6)
     elector = le.LeaderElector(dsn, lease=lease_name, identity=identity, timing=timing)
     elector.run(lead, stop)
     return 0

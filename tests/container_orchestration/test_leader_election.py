@@ -31,7 +31,7 @@ from snippets.support.container_orchestration_replicas import (
 )
 from tests.conftest import ROOT, Postgres
 
-TIMING = le.Timing(lease_duration=1.0, renew_deadline=0.6, retry_period=0.2)
+TIMING = le.Timing(lease_duration=3.0, renew_deadline=1.8, retry_period=0.6)
 
 
 # --------------------------------------------------------------------------- #
