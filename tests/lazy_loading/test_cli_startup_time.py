@@ -8,23 +8,33 @@ of module names, deterministic, unlike its time.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import subprocess
 import sys
 import threading
+from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 
 import click
 import pytest
+import typer
+import typer.main
+from typer.core import TyperGroup
 
 from snippets.lazy_loading.cli_startup_time import (
     LazyGroup,
     LazyHelpGroup,
+    LazyTyperGroup,
     heavy_imported,
+    import_guard,
     imported_by,
+    typer_lazy,
 )
-from snippets.lazy_loading.cli_startup_time.probe import import_tree
+from snippets.lazy_loading.cli_startup_time.demo import TYPER_HELP
+from snippets.lazy_loading.cli_startup_time.probe import import_tree, run_cli
+from tools.errors import ErrorRecorder
 
 PKG = "snippets.lazy_loading.cli_startup_time"
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,3 +211,150 @@ def test_registered_help_matches_each_commands_help() -> None:
         assert command is not None
         assert group.command_help[name] == command.help
         assert COMMANDS[name][1] == command.help
+
+
+# --- Typer: cls=LazyTyperGroup ---------------------------------------------
+
+
+def test_eager_typer_help_imports_every_command() -> None:
+    """See it break: the usual Typer app imports every command's module."""
+    output, modules = run_cli(f"{PKG}.typer_eager:app", ["--help"])
+    assert heavy_imported(modules) == EVERYTHING_HEAVY
+    assert all(text in output for text in TYPER_HELP)
+
+
+def test_lazy_typer_help_imports_nothing_heavy_and_keeps_help_texts() -> None:
+    output, modules = run_cli(f"{PKG}.typer_lazy:app", ["--help"])
+    assert heavy_imported(modules) == []
+    assert not any(name.startswith(f"{PKG}.typer_commands.") for name in modules)
+    assert "Orders tools." in output
+    for name, text in zip(("report", "upload"), TYPER_HELP, strict=True):
+        # Name and help text on one row of the Commands panel.
+        assert any(name in line and text in line for line in output.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("argv", "heavy", "printed"),
+    [
+        (["report", "--month", "2026-11"], ["sqlalchemy"], "report for 2026-11:"),
+        (["upload", "x.csv"], ["boto3", "botocore"], "would upload x.csv with boto3"),
+    ],
+)
+def test_lazy_typer_runs_a_command_importing_only_its_module(
+    argv: list[str], heavy: list[str], printed: str
+) -> None:
+    output, modules = run_cli(f"{PKG}.typer_lazy:app", argv)
+    assert heavy_imported(modules) == heavy
+    assert output.startswith(printed)
+
+
+def test_lazy_typer_command_help_comes_from_the_real_command() -> None:
+    output, modules = run_cli(f"{PKG}.typer_lazy:app", ["report", "--help"])
+    assert "--month" in output and "YYYY-MM" in output
+    assert heavy_imported(modules) == ["sqlalchemy"]
+
+
+def test_lazy_typer_unknown_command_suggests_without_importing() -> None:
+    done = run(f"{PKG}.typer_lazy", "reprt")
+    assert done.returncode == 2
+    assert "Did you mean 'report'?" in done.stderr
+    _, modules = run_cli(f"{PKG}.typer_lazy:app", ["reprt"])
+    assert heavy_imported(modules) == []
+
+
+def test_typer_cls_must_be_a_typer_group(error_record: ErrorRecorder) -> None:
+    """Typer vendors Click: a click.Group subclass is not accepted as cls=."""
+    app = typer.Typer(cls=LazyGroup)  # type: ignore[arg-type]
+    app.command("x")(lambda: None)
+    app.command("y")(lambda: None)
+    with pytest.raises(AssertionError, match="should be a subclass of") as caught:
+        typer.main.get_command(app)
+    error_record(
+        caught.value,
+        id="typer-cls-click-group",
+        component="typer",
+        version=version("typer"),
+        section="typer",
+        names={f"{PKG}.click_cli.LazyGroup": "cli.LazyGroup"},
+    )
+    assert not issubclass(TyperGroup, click.Group)
+
+
+def test_registered_typer_help_matches_each_functions_docstring() -> None:
+    group = typer.main.get_command(typer_lazy.app)
+    assert isinstance(group, LazyTyperGroup)
+    for name, (target, help_text) in group.lazy_subcommands.items():
+        module_name, _, function = target.partition(":")
+        callback = getattr(importlib.import_module(module_name), function)
+        assert inspect.getdoc(callback) == help_text
+        assert group._load(name).help == help_text
+
+
+# --- the -X importtime regression test a reader copies -----------------------
+
+
+def test_import_guard_passes_on_the_lazy_typer_cli(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    import_guard.test_cli_imports_nothing_heavy()
+    import_guard.test_cli_help_imports_nothing_heavy()
+
+
+def test_import_guard_fails_on_the_eager_typer_cli(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(import_guard, "CLI_MODULE", f"{PKG}.typer_eager")
+    with pytest.raises(AssertionError) as failed:
+        import_guard.test_cli_imports_nothing_heavy()
+    assert str(failed.value) == (
+        f"import {PKG}.typer_eager imports ['boto3', 'botocore', 'sqlalchemy']"
+    )
+
+
+STANDIN_PARTS = 25
+
+
+def write_standin_cli(directory: Path, *, lazy: bool) -> None:
+    """A generated CLI and a stand-in heavy package of 1 + 25 modules."""
+    package = directory / "heavy_standin"
+    package.mkdir()
+    parts = [f"part_{index:02}" for index in range(STANDIN_PARTS)]
+    for part in parts:
+        (package / f"{part}.py").write_text("TABLE = list(range(1000))\n")
+    (package / "__init__.py").write_text(
+        "".join(f"from heavy_standin import {part}\n" for part in parts)
+    )
+    top = "" if lazy else "import heavy_standin\n"
+    inside = "        import heavy_standin\n" if lazy else "        pass\n"
+    (directory / "yourcli.py").write_text(
+        f"{top}\n\ndef app(argv):\n"
+        f"    if argv[:1] == ['run']:\n{inside}"
+        "    raise SystemExit(0)\n"
+    )
+
+
+@pytest.mark.parametrize(("lazy", "count"), [(False, 1 + STANDIN_PARTS), (True, 0)])
+def test_import_guard_counts_a_generated_heavy_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lazy: bool, count: int
+) -> None:
+    write_standin_cli(tmp_path, lazy=lazy)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(import_guard, "CLI_MODULE", "yourcli")
+    monkeypatch.setattr(import_guard, "HEAVY", {"heavy_standin"})
+
+    def standin_modules(statement: str) -> int:
+        imported = import_guard.imported_modules(statement)
+        assert "yourcli" in imported
+        return len({n for n in imported if n.split(".")[0] == "heavy_standin"})
+
+    assert standin_modules("import yourcli") == count
+    # Running the command imports the whole package, lazy or not.
+    assert standin_modules("from yourcli import app; app(['run'])") == 1 + STANDIN_PARTS
+    if lazy:
+        import_guard.test_cli_imports_nothing_heavy()
+        import_guard.test_cli_help_imports_nothing_heavy()
+    else:
+        with pytest.raises(AssertionError, match=r"imports \['heavy_standin'\]"):
+            import_guard.test_cli_imports_nothing_heavy()

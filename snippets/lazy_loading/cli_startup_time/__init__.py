@@ -4,6 +4,7 @@
   imports a subcommand's module after parsing chose it.
 * `LazyGroup` is click's documented lazy group; `LazyHelpGroup` also keeps
   ``--help`` from importing every subcommand to read its short help.
+* `LazyTyperGroup` does the same for Typer, passed as ``typer.Typer(cls=...)``.
 * `imported_by` runs a command line in a fresh interpreter and returns the
   modules it imported: the check for an import-time regression test.
 
@@ -25,12 +26,20 @@ if TYPE_CHECKING:
         heavy_imported,
         imported_by,
     )
+    from snippets.lazy_loading.cli_startup_time.typer_lazy import LazyTyperGroup
 
-__all__ = ["LazyGroup", "LazyHelpGroup", "heavy_imported", "imported_by"]
+__all__ = [
+    "LazyGroup",
+    "LazyHelpGroup",
+    "LazyTyperGroup",
+    "heavy_imported",
+    "imported_by",
+]
 
 _WHERE = {
     "LazyGroup": "click_cli",
     "LazyHelpGroup": "click_cli",
+    "LazyTyperGroup": "typer_lazy",
     "heavy_imported": "probe",
     "imported_by": "probe",
 }

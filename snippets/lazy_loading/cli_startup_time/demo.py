@@ -3,7 +3,8 @@
     python -m snippets.lazy_loading.cli_startup_time.demo CASE
 
 Cases: ``help`` (``--help`` of four CLIs), ``chosen`` (running a subcommand),
-``importtime`` (the tree of ``python -X importtime``), ``lazy_loader``.
+``typer`` (the same with Typer), ``importtime`` (the tree of ``python -X
+importtime``), ``lazy_loader``.
 Counts are of modules, in a fresh interpreter each; times are never printed
 as numbers, only as a share of the whole.
 """
@@ -18,6 +19,7 @@ from snippets.lazy_loading.cli_startup_time.probe import (
     heavy_imported,
     import_tree,
     imported_by,
+    run_cli,
 )
 from snippets.support.cases import run_cases
 
@@ -61,6 +63,38 @@ def show_chosen() -> list[str]:
                 imported_by(CLIS["argparse, lazy subcommands"], argv),
             )
         )
+    return lines
+
+
+TYPER = {
+    "typer, imported up front": f"{_PKG}.typer_eager:app",
+    "typer, LazyTyperGroup": f"{_PKG}.typer_lazy:app",
+}
+# The help text of each command, as its docstring gives it.
+TYPER_HELP = ("Build the monthly orders report", "Upload an export to S3")
+
+
+def _heavy_count(modules: set[str]) -> str:
+    count = len({name for name in modules if name.split(".")[0] in HEAVY})
+    return "0 modules" if count == 0 else "over 50 modules"
+
+
+def _typer_line(label: str, modules: set[str]) -> str:
+    heavy = ", ".join(heavy_imported(modules)) or "none"
+    return f"  {label + ':':<26} heavy: {heavy} ({_heavy_count(modules)})"
+
+
+def show_typer() -> list[str]:
+    lines = ["orders --help"]
+    for label, target in TYPER.items():
+        output, modules = run_cli(target, ["--help"])
+        shown = sum(text in output for text in TYPER_HELP)
+        lines.append(_typer_line(label, modules))
+        lines.append(f"  {'':<26} help texts listed: {shown} of {len(TYPER_HELP)}")
+    for argv in (["report", "--month", "2026-11"], ["upload", "x.csv"]):
+        _, modules = run_cli(TYPER["typer, LazyTyperGroup"], argv)
+        lines.append("orders " + " ".join(argv))
+        lines.append(_typer_line("typer, LazyTyperGroup", modules))
     return lines
 
 
@@ -121,6 +155,7 @@ if __name__ == "__main__":
             {
                 "help": show_help,
                 "chosen": show_chosen,
+                "typer": show_typer,
                 "importtime": show_importtime,
                 "lazy_loader": show_lazy_loader,
             }

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HEAVY", "ImportRow", "heavy_imported", "import_tree", "imported_by"]
+__all__ = [
+    "HEAVY",
+    "ImportRow",
+    "heavy_imported",
+    "import_tree",
+    "imported_by",
+    "run_cli",
+]
 
 _ROOT = str(Path(__file__).resolve().parents[3])
 
@@ -66,6 +74,24 @@ def heavy_imported(modules: set[str]) -> list[str]:
 
 
 # --8<-- [end:imported-by]
+
+
+def run_cli(
+    target: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+) -> tuple[str, set[str]]:
+    """What ``target(argv)`` prints in a fresh interpreter, with its colours
+    removed, and the modules it imported beyond its start-up."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, target, "", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": _ROOT, **(env or {})},
+        check=True,
+    )
+    output, _, last = done.stdout.rstrip().rpartition("\n")
+    modules = set(json.loads(last.removeprefix("IMPORTED ")))
+    return re.sub(r"\x1b\[[0-9;]*m", "", output), modules
 
 
 @dataclass(frozen=True)
