@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.workflows import unpinned_actions, zizmor_executable, zizmor_findings
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -18,12 +15,7 @@ def test_there_are_ci_and_pages_workflows() -> None:
 
 
 def test_every_action_is_pinned_to_a_commit() -> None:
-    unpinned = []
-    for workflow in WORKFLOWS:
-        for number, line in enumerate(workflow.read_text().splitlines(), 1):
-            used = re.search(r"uses:\s*([^\s#]+)", line)
-            if used and not re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", used[1]):
-                unpinned.append(f"{workflow.name}:{number}: {used[1]}")
+    unpinned = [line for workflow in WORKFLOWS for line in unpinned_actions(workflow)]
     assert not unpinned, "actions must be pinned to a commit SHA:\n" + "\n".join(
         unpinned
     )
@@ -39,13 +31,7 @@ def test_workflows_grant_least_permissions() -> None:
 
 
 def test_zizmor_reports_nothing() -> None:
-    zizmor = shutil.which("zizmor", path=str(Path(sys.executable).parent))
+    zizmor = zizmor_executable()
     assert zizmor, "zizmor is pinned in requirements/test.lock; run `make venv`"
-    result = subprocess.run(
-        [zizmor, "--offline", "--no-progress", str(ROOT / ".github" / "workflows")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "No findings to report" in result.stdout + result.stderr
+    findings = zizmor_findings(ROOT / ".github" / "workflows", zizmor)
+    assert findings is None, findings
