@@ -135,10 +135,15 @@ def worker(
     pool: str = "solo",
     concurrency: int = 1,
     timeout: float = 40,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Worker]:
-    """Start a worker and wait until it consumes; always killed (SIGKILL) and reaped."""
-    env = {
+    """Start a worker and wait until it consumes; always killed (SIGKILL) and reaped.
+
+    ``env`` adds environment variables, such as billiard's ``REMAP_SIGTERM``.
+    """
+    environ = {
         **os.environ,
+        **(env or {}),
         CONF_ENV: json.dumps({**QUIET_WORKER, **conf}),
         READY_ENV: f"{journal} {ready_key}",
     }
@@ -149,7 +154,7 @@ def worker(
     fd, log_name = tempfile.mkstemp(prefix=f"celery-{name}-", suffix=".log")
     with os.fdopen(fd, "wb") as log:
         proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
+            args, cwd=ROOT, env=environ, stdout=log, stderr=log, start_new_session=True
         )
     handle = Worker(name, proc, Path(log_name))
     try:
