@@ -211,7 +211,16 @@ def race(
             assert wait_until(lambda: _stopped(worker), 5), "the worker did not stop"
             body = b"item=2" if method == "POST" else None
             conn.request(method, path, body=body)  # waits in nginx's socket
-            fin = lambda: nginx_connections(app.port, CLOSE_WAIT) > 0  # noqa: E731
+
+            # Every idle connection nginx holds to the app closed by the app: an
+            # older one (a probe's) may close first while the newest, the one
+            # nginx reuses first, is still open.
+            def fin() -> bool:
+                return (
+                    nginx_connections(app.port, CLOSE_WAIT) > 0
+                    and nginx_connections(app.port, ESTABLISHED) == 0
+                )
+
             closed = wait_until(fin, wait)
         finally:
             os.kill(worker, signal.SIGCONT)

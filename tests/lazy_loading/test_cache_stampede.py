@@ -219,13 +219,15 @@ def test_early_refresh_renews_a_fresh_value_before_its_expiry(
     assert (loader.calls, guard.stats["hit"]) == (1, 1)
 
     draw.value = 1 - 2**-52  # a head start of about 36 * delta (>= 1.8 s)
+    # Half the TTL gone, so that the renewal shows however long a loaded
+    # machine takes between the write and the read below.
     wait_for(
-        lambda: (entry := read_entry(client, key)) is not None and entry.fresh_for < 0.9
+        lambda: (entry := read_entry(client, key)) is not None and entry.fresh_for < 0.5
     )
     guard.get(key, loader)  # still fresh, but the draw says "refresh now"
     assert (loader.calls, guard.stats["refreshed"]) == (2, 1)
     after = read_entry(client, key)
-    assert after is not None and after.fresh_for > 0.9  # renewed before it expired
+    assert after is not None and after.fresh_for > 0.5  # renewed before it expired
 
 
 def test_early_refresh_spreads_reloads_in_the_simulation() -> None:
