@@ -233,6 +233,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         workeroutput["collected"] = COLLECTED
         workeroutput["left"] = LEFT_TO_FIRST_PYTHON
         return
+    if config.option.collectonly:  # nothing ran: nothing to record
+        return
     _record_tested_on()
 
 
