@@ -1,4 +1,4 @@
-"""Tests for snippets/code_splitting/plugins_and_runtime_imports.py.
+"""Tests for snippets/code_splitting/plugins_and_runtime_imports/.
 
 Everything runs on the interpreter's own importlib. The plugin distribution is
 a wheel built here (a zip with a ``.dist-info``) and installed by pip with
@@ -24,14 +24,16 @@ from pathlib import Path
 import pytest
 
 from snippets.code_splitting.plugins_and_runtime_imports import (
-    GROUP,
-    PLUGINS,
     PathLoader,
     can_import,
-    install_distribution,
-    load_concurrently,
     load_from_path,
     load_plugins,
+)
+from snippets.code_splitting.plugins_and_runtime_imports.demo import (
+    GROUP,
+    PLUGINS,
+    install_distribution,
+    load_concurrently,
     load_without_registering,
     runs_of,
     write_parent_package,

@@ -1,18 +1,16 @@
-"""Plugins and modules loaded at run time: from a file path, by entry point.
+"""The cases the plugins page shows, in temporary folders.
 
-``load_from_path`` is the importlib recipe for a module that lives in a file
-(register in ``sys.modules`` before the body runs); ``PathLoader`` runs each
-file's body once however many threads ask at the same moment; ``can_import``
-asks whether a module is importable without running it; ``load_plugins``
-discovers plugins through entry points and loads each one on its own, so a
-plugin that fails to import is reported instead of stopping the host.
+    python -m snippets.code_splitting.plugins_and_runtime_imports.demo CASE
 
-Run ``python -m snippets.code_splitting.plugins_and_runtime_imports CASE``
-(``file``, ``threads``, ``find-spec`` or ``discover``).
+``file`` loads a plugin file without and with the ``sys.modules`` step;
+``threads`` loads one file from two threads at once; ``find-spec`` shows what
+``find_spec`` imports; ``discover`` installs a distribution with three plugins
+and finds them by entry point and by ``pkgutil.iter_modules``.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import pkgutil
@@ -20,119 +18,19 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from snippets.code_splitting.plugins_and_runtime_imports import (
+    PathLoader,
+    can_import,
+    load_from_path,
+    load_plugins,
+)
 from snippets.support.cases import run_cases
 
-__all__ = [
-    "PathLoader",
-    "PluginReport",
-    "can_import",
-    "load_from_path",
-    "load_plugins",
-]
+__all__: list[str] = []  # the cases a page shows; the API is the package
 
-
-# --8<-- [start:load-from-path]
-def load_from_path(name: str, path: Path) -> ModuleType:
-    """Import the file at ``path`` as the module ``name`` and return it.
-
-    The module is in ``sys.modules`` while its body runs, as an import
-    statement would leave it: dataclasses, pickle and ``typing.get_type_hints``
-    look the module up there. If the body raises, the entry is removed again.
-    """
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path} as a module", name=name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
-    # --8<-- [end:load-from-path]
-
-
-# --8<-- [start:path-loader]
-class PathLoader:
-    """Load plugin files by path, each body once, from any number of threads.
-
-    One lock per file: callers of the same file wait for the one load in
-    flight and get the same module object; other files load in parallel. A
-    failed load is not kept, so the next call tries again.
-    """
-
-    def __init__(self, prefix: str = "plugin_") -> None:
-        self._prefix = prefix
-        self._guard = threading.Lock()
-        self._locks: dict[Path, threading.Lock] = {}
-        self._modules: dict[Path, ModuleType] = {}
-
-    def load(self, path: Path) -> ModuleType:
-        path = path.resolve()
-        with self._guard:
-            lock = self._locks.setdefault(path, threading.Lock())
-        with lock:
-            module = self._modules.get(path)
-            if module is None:
-                module = load_from_path(self._prefix + path.stem, path)
-                self._modules[path] = module
-            return module
-
-    # --8<-- [end:path-loader]
-
-
-# --8<-- [start:can-import]
-def can_import(name: str) -> bool:
-    """True if ``name`` can be found, without running the module's own body.
-
-    ``find_spec("a.b")`` imports the parent package ``a`` (its
-    ``__init__``) to read its ``__path__``; a missing parent raises
-    ``ModuleNotFoundError``, which this function turns into False.
-    """
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-    # --8<-- [end:can-import]
-
-
-# --8<-- [start:load-plugins]
-@dataclass
-class PluginReport:
-    """What ``load_plugins`` loaded, and why the others failed."""
-
-    loaded: dict[str, object] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-
-
-def load_plugins(group: str, names: Iterable[str] | None = None) -> PluginReport:
-    """Load the entry points of ``group`` (only ``names``, if given).
-
-    Each plugin loads inside its own ``try``: one that raises on import,
-    or names an object that is missing, lands in ``failed`` with its error.
-    """
-    report = PluginReport()
-    wanted = None if names is None else set(names)
-    for ep in importlib.metadata.entry_points(group=group):
-        if wanted is not None and ep.name not in wanted:
-            continue
-        try:
-            report.loaded[ep.name] = ep.load()
-        except Exception as error:  # a plugin's bug is not the host's
-            report.failed[ep.name] = f"{type(error).__name__}: {error}"
-    return report
-    # --8<-- [end:load-plugins]
-
-
-# --------------------------------------------------------------------------- #
-# Demo: plugin files and an installed distribution written to a temporary folder
-# --------------------------------------------------------------------------- #
 
 GROUP = "pluginhost.exporters"
 

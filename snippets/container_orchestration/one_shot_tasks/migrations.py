@@ -1,4 +1,4 @@
-"""One-shot start-up tasks that run once across N replicas: migrations and seeds.
+"""Schema migrations that run once across N replicas.
 
 Every replica calls :func:`migrate` before it reports ready. A session-level
 PostgreSQL advisory lock, held on a dedicated connection, lets one replica run
@@ -15,33 +15,23 @@ hanging past its start-up probe.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import psycopg
-from psycopg.rows import TupleRow
-
-Conn = psycopg.Connection[TupleRow]
+from .advisory_lock import Conn, LockTimeout, advisory_lock, pg_duration
 
 __all__ = [
     "MIGRATIONS",
-    "TASK_RUNS",
     "VERSION_TABLE",
-    "Conn",
     "Migration",
     "MigrationLockTimeout",
-    "TaskLockTimeout",
     "applied_versions",
     "apply_one",
     "apply_pending",
-    "lock_key",
     "migrate",
     "migrate_unlocked",
-    "run_once",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,7 +112,7 @@ def apply_one(
     """
     with conn.transaction():
         conn.execute(
-            "SELECT set_config('lock_timeout', %s, true)", (_ms(lock_timeout),)
+            "SELECT set_config('lock_timeout', %s, true)", (pg_duration(lock_timeout),)
         )
         if isinstance(migration.apply, str):
             conn.execute(migration.apply.encode())
@@ -136,11 +126,6 @@ def apply_one(
 
 
 # --8<-- [end:apply]
-
-
-def _ms(seconds: float) -> str:
-    """Seconds as a PostgreSQL duration setting, at least 1 ms."""
-    return f"{max(1, round(seconds * 1000))}ms"
 
 
 # --8<-- [start:unlocked]
@@ -183,16 +168,7 @@ def _version(migration: Migration) -> int:
     return migration.version
 
 
-def lock_key(name: str) -> int:
-    """A signed 64-bit advisory-lock key for ``name``, the same in every process.
-
-    Python's ``hash()`` is salted per process, so it cannot serve here.
-    """
-    digest = hashlib.sha256(name.encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-class MigrationLockTimeout(RuntimeError):
+class MigrationLockTimeout(LockTimeout):
     """Another replica held the migration lock for longer than we may wait."""
 
 
@@ -232,8 +208,7 @@ def migrate(
     """Apply the pending migrations once, whichever replica gets the lock first.
 
     Args:
-        dsn: A direct connection, not a transaction-mode pooler: the lock
-            belongs to one server session.
+        dsn: A direct connection, not a transaction-mode pooler.
         migrations: The migrations, in any order; versions must be unique.
         identity: This replica's name, recorded as ``applied_by``.
         lock: The advisory lock's name; one per database and migration set.
@@ -250,109 +225,10 @@ def migrate(
     """
     if len({m.version for m in migrations}) != len(migrations):
         raise ValueError("migration versions must be unique")
-    key = lock_key(lock)
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", (_ms(wait),))
-        try:
-            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        except psycopg.errors.LockNotAvailable as error:
-            raise MigrationLockTimeout(f"{lock!r} still held after {wait} s") from error
-        try:
-            return apply_pending(
-                conn, migrations, identity=identity, lock_timeout=ddl_lock_timeout
-            )
-        finally:
-            if not conn.broken:  # a broken session has released it already
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    with advisory_lock(dsn, lock, wait=wait, timeout=MigrationLockTimeout) as conn:
+        return apply_pending(
+            conn, migrations, identity=identity, lock_timeout=ddl_lock_timeout
+        )
 
 
 # --8<-- [end:migrate]
-
-
-# --8<-- [start:run-once]
-TASK_RUNS: Final = """
-CREATE TABLE IF NOT EXISTS task_runs (
-    task text PRIMARY KEY,
-    run_by text NOT NULL,
-    finished_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-
-
-class TaskLockTimeout(MigrationLockTimeout):
-    """Another run held the task's lock for longer than we may wait."""
-
-
-def run_once(
-    dsn: str,
-    task: str,
-    body: Callable[[Conn], object],
-    *,
-    identity: str,
-    wait: float = 30.0,
-) -> bool:
-    """Run ``body`` unless a run of ``task`` has finished already.
-
-    Name a scheduled task after the period it covers
-    (``"nightly-billing:2026-12-06"``), not after the time it started, so a
-    second run for the same night finds it done. ``body`` runs in the
-    transaction that records the task in ``task_runs`` (create it with
-    ``TASK_RUNS`` in a migration): its writes and the record commit together.
-
-    Returns:
-        True if this call ran ``body``, False if an earlier run had.
-
-    Raises:
-        TaskLockTimeout: Another run held the task's lock longer than ``wait``.
-    """
-    key = lock_key(f"task:{task}")
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", (_ms(wait),))
-        try:
-            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        except psycopg.errors.LockNotAvailable as error:
-            raise TaskLockTimeout(f"{task!r} still held after {wait} s") from error
-        try:
-            with conn.transaction():
-                done = "SELECT 1 FROM task_runs WHERE task = %s"
-                if conn.execute(done, (task,)).fetchone() is not None:
-                    return False
-                body(conn)
-                record = "INSERT INTO task_runs (task, run_by) VALUES (%s, %s)"
-                conn.execute(record, (task, identity))
-            return True
-        finally:
-            if not conn.broken:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-
-
-# --8<-- [end:run-once]
-
-
-# --------------------------------------------------------------------------- #
-# The cases the page shows: python -m snippets.container_orchestration.one_shot_tasks
-# --------------------------------------------------------------------------- #
-
-
-def _show_race() -> list[str]:
-    """8 replicas start together, without and with the advisory lock."""
-    from snippets.support import services
-    from snippets.support.container_orchestration_migrations import race_lines
-
-    with services.postgres() as pg:
-        return race_lines(pg.dsn, pg.schema)
-
-
-def _show_crash() -> list[str]:
-    """A replica killed while it holds the lock, in the middle of a migration."""
-    from snippets.support import services
-    from snippets.support.container_orchestration_migrations import crash
-
-    with services.postgres() as pg:
-        return crash(pg.dsn, f"schema-migrations:{pg.schema}").lines
-
-
-if __name__ == "__main__":
-    from snippets.support.cases import run_cases
-
-    sys.exit(run_cases({"crash": _show_crash, "race": _show_race}))
