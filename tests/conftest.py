@@ -220,6 +220,7 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     """pytest-xdist: a worker hands over what its tests collected."""
     COLLECTED.update(node.workeroutput.get("collected", {}))
     LEFT_TO_FIRST_PYTHON.update(node.workeroutput.get("left", {}))
+    WITH_OWN_MODULE.update(node.workeroutput.get("with_own_module", []))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -232,6 +233,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:  # an xdist worker: the controller checks
         workeroutput["collected"] = COLLECTED
         workeroutput["left"] = LEFT_TO_FIRST_PYTHON
+        workeroutput["with_own_module"] = sorted(WITH_OWN_MODULE)
         return
     if config.option.collectonly:  # nothing ran: nothing to record
         return
@@ -465,6 +467,7 @@ def pytest_collection_modifyitems(
     """Tag each pattern's tests with the pattern, for the tested-on records."""
     COLLECTED.clear()
     LEFT_TO_FIRST_PYTHON.clear()
+    WITH_OWN_MODULE.clear()
     left_out = []
     for item in items:
         pattern = _pattern_of(item)
@@ -472,6 +475,8 @@ def pytest_collection_modifyitems(
             # Counted before -k, -m or --lf deselect: a pattern counts as tested
             # only when every one of its tests ran.
             COLLECTED[pattern.key] = COLLECTED.get(pattern.key, 0) + 1
+            if item.path == pattern.test:
+                WITH_OWN_MODULE.add(pattern.key)
             item.user_properties.append(("pattern", pattern.key))
             uses = ",".join(sorted(_uses(item, pattern)))
             item.user_properties.append(("uses", uses))
@@ -487,6 +492,9 @@ def pytest_collection_modifyitems(
 
 
 COLLECTED: dict[str, int] = {}
+# patterns whose own test module (tests/<topic>/test_<name>.py) was collected: a
+# run of tests/test_outputs.py alone checks a pattern's output, not the pattern
+WITH_OWN_MODULE: set[str] = set()
 # pattern -> how many of its tests --python-dependent-only left to the first Python
 LEFT_TO_FIRST_PYTHON: dict[str, int] = {}
 RESULTS: dict[str, dict[str, str]] = {}  # pattern -> test id -> its worst outcome
@@ -544,7 +552,7 @@ def _record_tested_on() -> None:
     """
     # A pattern whose tests all went to the first Python ran none here: it is
     # recorded too (ran 0), so that its stamp leaves this Python out.
-    keys = set(RESULTS) | set(LEFT_TO_FIRST_PYTHON)
+    keys = (set(RESULTS) | set(LEFT_TO_FIRST_PYTHON)) & WITH_OWN_MODULE
     complete = {
         key: RESULTS.get(key, {})
         for key in keys

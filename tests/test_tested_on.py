@@ -9,6 +9,7 @@ so it is left out of that run (tests/python_matrix.py).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,23 +112,30 @@ def record(pattern: Pattern, python: str, *, ran: int, left: int) -> dict[str, o
     return {"python": python, "patterns": {pattern.key: entry}}
 
 
-def write_records(records: Path, runs: dict[str, dict[str, object]]) -> None:
-    records.mkdir()
+def write_records(runs: dict[str, dict[str, object]]) -> None:
+    tested_on.RECORDS.mkdir()
     for version, run in runs.items():
-        (records / f"{version}.json").write_text(json.dumps(run))
+        (tested_on.RECORDS / f"{version}.json").write_text(json.dumps(run))
 
 
-def test_tests_left_to_the_first_python_are_named_on_the_stamp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def only_pattern(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pattern:
+    """The first pattern, alone, with its stamp and the run records in tmp_path."""
     pattern = PATTERNS[0]
-    first, *others = tested_on.ci_pythons()
     monkeypatch.setattr(tested_on, "STAMPS", tmp_path / "stamps")
     monkeypatch.setattr(tested_on, "RECORDS", tmp_path / "records")
     monkeypatch.setattr(tested_on, "patterns", lambda: [pattern])
+    return pattern
+
+
+def test_tests_left_to_the_first_python_are_named_on_the_stamp(
+    only_pattern: Pattern,
+) -> None:
+    pattern = only_pattern
+    first, *others = tested_on.ci_pythons()
     runs = {first: record(pattern, f"{first}.7", ran=5, left=0)}
     runs |= {v: record(pattern, f"{v}.1", ran=3, left=2) for v in others}
-    write_records(tmp_path / "records", runs)
+    write_records(runs)
     assert tested_on.write_stamps(tested_on.ci_pythons()) == []
     stamp = json.loads(pattern.stamp.read_text())
     assert stamp["engines_on_python"] == f"{first}.7"
@@ -137,16 +145,13 @@ def test_tests_left_to_the_first_python_are_named_on_the_stamp(
 
 
 def test_a_pattern_run_only_on_the_first_python_is_stamped_with_it_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    only_pattern: Pattern,
 ) -> None:
-    pattern = PATTERNS[0]
+    pattern = only_pattern
     first, *others = tested_on.ci_pythons()
-    monkeypatch.setattr(tested_on, "STAMPS", tmp_path / "stamps")
-    monkeypatch.setattr(tested_on, "RECORDS", tmp_path / "records")
-    monkeypatch.setattr(tested_on, "patterns", lambda: [pattern])
     runs = {first: record(pattern, f"{first}.7", ran=4, left=0)}
     runs |= {v: record(pattern, f"{v}.1", ran=0, left=4) for v in others}
-    write_records(tmp_path / "records", runs)
+    write_records(runs)
     assert tested_on.write_stamps(tested_on.ci_pythons()) == []
     stamp = json.loads(pattern.stamp.read_text())
     assert stamp["python"] == [f"{first}.7"]
@@ -160,21 +165,41 @@ def test_a_pattern_run_only_on_the_first_python_is_stamped_with_it_alone(
 
 
 def test_the_first_python_may_not_leave_tests_out(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    only_pattern: Pattern,
 ) -> None:
-    pattern = PATTERNS[0]
+    pattern = only_pattern
     first, *others = tested_on.ci_pythons()
-    monkeypatch.setattr(tested_on, "STAMPS", tmp_path / "stamps")
-    monkeypatch.setattr(tested_on, "RECORDS", tmp_path / "records")
-    monkeypatch.setattr(tested_on, "patterns", lambda: [pattern])
     runs = {v: record(pattern, f"{v}.1", ran=3, left=2) for v in [first, *others]}
-    write_records(tmp_path / "records", runs)
+    write_records(runs)
     problems = tested_on.write_stamps(tested_on.ci_pythons())
     assert problems == [
         f"{pattern.key}: 2 tests left out on Python {first}, "
         "the first Python, which runs every test"
     ]
     assert not pattern.stamp.exists()
+
+
+def test_a_run_records_a_pattern_only_with_its_own_test_module(tmp_path: Path) -> None:
+    """Its output checks alone (tests/test_outputs.py -k) do not test a pattern."""
+    key = "code_splitting/single_flight_loader"
+
+    def run(*paths: str) -> dict[str, object]:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             "-p", "no:xdist", *paths, "-k", "single_flight"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "CP_TESTED_ON_RECORDS": str(tmp_path)},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        records = list(tmp_path.glob("*.json"))
+        if not records:
+            return {}
+        patterns: dict[str, object] = json.loads(records[0].read_text())["patterns"]
+        return patterns
+
+    assert key not in run("tests/test_outputs.py")
+    assert key in run("tests/code_splitting/test_single_flight_loader.py",
+                      "tests/test_outputs.py")  # fmt: skip
 
 
 def test_the_version_matrix_leaves_out_exactly_the_engine_tests() -> None:

@@ -24,6 +24,7 @@ import hashlib
 import html
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -33,7 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMPS = ROOT / "tested-on"
-RECORDS = ROOT / ".reports" / "tested-on"
+# CP_TESTED_ON_RECORDS: elsewhere, for a test that runs pytest in pytest.
+RECORDS = Path(os.environ.get("CP_TESTED_ON_RECORDS", ROOT / ".reports" / "tested-on"))
 VERSIONS_FILE = ROOT / ".ci" / "versions"
 REFRESH = "make test-all"
 # Where a test's subject runs outside the Python that drives it: the version

@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Protocol
 
-from snippets.code_splitting.version_skew.deploy import deploy
 from snippets.code_splitting.version_skew.fetch import MissingPart
+from snippets.code_splitting.version_skew.releases import deploy
 
 __all__ = ["Loader", "Outcome", "PartHost", "release", "run"]
 

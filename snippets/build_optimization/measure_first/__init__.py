@@ -6,7 +6,7 @@ critical path; `trace_reasons` and `remake_reasons` read why GNU make ran a
 recipe; `durations_report` and `slowest_in_junit` find the slow tests.
 """
 
-from snippets.build_optimization.measure_first.critical_path import (
+from snippets.build_optimization.measure_first.build_graph import (
     Profile,
     bottleneck,
     critical_path,

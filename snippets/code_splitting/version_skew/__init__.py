@@ -9,7 +9,6 @@ the client reloads the manifest at most once per stale version, shared by all
 concurrent failures, then fails loudly.
 """
 
-from snippets.code_splitting.version_skew.deploy import deploy
 from snippets.code_splitting.version_skew.fetch import (
     Manifest,
     MissingPart,
@@ -17,6 +16,7 @@ from snippets.code_splitting.version_skew.fetch import (
     fetch_part,
 )
 from snippets.code_splitting.version_skew.loader import SkewSafeLoader
+from snippets.code_splitting.version_skew.releases import deploy
 
 __all__ = [
     "Manifest",

@@ -94,6 +94,7 @@ def prefork() -> None:
 
 
 def main(mode: str) -> None:
+    """Run the app as ``plain``, ``handler`` or ``prefork`` (the container's CMD)."""
     {"plain": plain, "handler": handler, "prefork": prefork}[mode]()
 
 

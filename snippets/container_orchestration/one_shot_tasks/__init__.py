@@ -16,7 +16,7 @@ hanging past its start-up probe.
 the job covers, so a second run of the same night does nothing.
 """
 
-from .advisory_lock import Conn, LockTimeout, advisory_lock, lock_key
+from .locking import Conn, LockTimeout, advisory_lock, lock_key
 from .migrations import (
     MIGRATIONS,
     VERSION_TABLE,
@@ -28,7 +28,7 @@ from .migrations import (
     migrate,
     migrate_unlocked,
 )
-from .run_once import TASK_RUNS, TaskLockTimeout, run_once
+from .scheduled_jobs import TASK_RUNS, TaskLockTimeout, run_once
 
 __all__ = [
     "MIGRATIONS",

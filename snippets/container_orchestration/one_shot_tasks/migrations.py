@@ -1,16 +1,9 @@
-"""Schema migrations that run once across N replicas.
+"""Schema migrations that run once across N replicas: :func:`migrate`.
 
-Every replica calls :func:`migrate` before it reports ready. A session-level
-PostgreSQL advisory lock, held on a dedicated connection, lets one replica run
-the pending migrations while the others wait; each of them then reads the
-version table, inside the lock, and finds nothing left to do.
-
-Each migration commits together with its row in ``schema_migrations``, so a
-replica killed half-way leaves no half-applied migration behind: its session
-ends, PostgreSQL rolls back its transaction and releases its lock, and the next
-replica in line runs that migration again from the start. ``lock_timeout``
-bounds how long a replica waits, so it fails (and is restarted) instead of
-hanging past its start-up probe.
+``migrate`` holds the advisory lock of ``locking.py`` while it reads
+``schema_migrations`` and applies what is missing, each migration in one
+transaction together with its version row. ``migrate_unlocked`` is the
+broken runner the page starts from.
 """
 
 from __future__ import annotations
@@ -20,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from .advisory_lock import Conn, LockTimeout, advisory_lock, pg_duration
+from .locking import Conn, LockTimeout, advisory_lock, pg_duration
 
 __all__ = [
     "MIGRATIONS",

@@ -31,6 +31,7 @@ BEHIND_ONE_PROXY: dict[str, Any] = {  # in settings.py, one proxy in front
 
 # --8<-- [start:view]
 def django_twilio_sms(request: HttpRequest) -> HttpResponse:
+    """Accept a Twilio SMS webhook whose signature matches the public URL."""
     url = request.build_absolute_uri()  # scheme and host: see the settings
     who = f"url={url} client={request.META.get('REMOTE_ADDR')}"
     validator = RequestValidator(TWILIO_AUTH_TOKEN)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from .advisory_lock import Conn, LockTimeout, advisory_lock
+from .locking import Conn, LockTimeout, advisory_lock
 
 __all__ = ["TASK_RUNS", "TaskLockTimeout", "run_once"]
 

@@ -114,6 +114,7 @@ class Profile:
 
 
 def profile(steps: Sequence[Step], inputs: Mapping[str, set[str]]) -> Profile:
+    """The total work, the critical path and its length, for ``bottleneck``."""
     chain = critical_path(steps, inputs)
     total = sum(step.duration_ms for step in steps)
     critical = sum(step.duration_ms for step in chain)
