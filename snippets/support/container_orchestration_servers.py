@@ -1,4 +1,5 @@
-"""gunicorn and uvicorn as real processes, with requests held in flight.
+"""gunicorn, uvicorn and gevent's WSGIServer as real processes, with requests
+held in flight.
 
 `Server` starts one (in a session of its own, so that a SIGKILL reaches the
 master and its workers together, as a container runtime's does) and reads its
@@ -39,6 +40,7 @@ __all__ = [
     "Report",
     "Run",
     "Server",
+    "gevent_server",
     "gunicorn",
     "late_request",
     "report",
@@ -54,6 +56,7 @@ CONF = f"{PACKAGE.replace('.', '/')}/gunicorn_conf.py"
 WSGI_APP = f"{PACKAGE}:app"
 ASGI_APP = f"{PACKAGE}:asgi_app"
 PRELOAD_APP = "snippets.support.container_orchestration_preload:app"
+GEVENT_SERVER = "snippets.support.container_orchestration_gevent"
 IN_FLIGHT = 4
 SETTLE = 0.5  # seconds between the logged signal and the late request
 PORT = re.compile(r"(?:Listening at:|running on) http://127\.0\.0\.1:(\d+)")
@@ -67,9 +70,10 @@ class Server:
     """A server process and its log (both servers log to stderr)."""
 
     def __init__(
-        self, argv: list[str], env: dict[str, str], signal_logged: str
+        self, argv: list[str], env: dict[str, str], signal_logged: str | None
     ) -> None:
-        self.signal_logged = signal_logged  # the log line that says it got one
+        # The log line that says it got the signal (None: it logs nothing).
+        self.signal_logged = signal_logged
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
@@ -132,6 +136,13 @@ def uvicorn(gate: Gate, *options: str) -> Server:
     return Server(argv, _env(gate), "Shutting down")
 
 
+def gevent_server(gate: Gate, variant: str, drain: float) -> Server:
+    """gevent's WSGIServer (``container_orchestration_gevent.py``), one variant."""
+    argv = [sys.executable, "-m", GEVENT_SERVER, "--variant", variant]
+    logged = None if variant == "naive" else "SIGTERM: stopping"
+    return Server([*argv, "--drain", str(drain)], _env(gate), logged)
+
+
 def late_request(port: int) -> Callable[[], str]:
     """Connect and send a request now; the returned function reads the outcome.
 
@@ -179,12 +190,14 @@ def shutdown(
     *,
     release: bool,
     late: bool = False,
+    finish: int = 0,
     deadline: float = 15.0,
 ) -> Run:
     """SIGTERM/SIGQUIT/SIGINT with `IN_FLIGHT` requests held at the gate.
 
     With `late`, one more request is sent once the server has logged the
-    signal. With `release`, the gate then answers every held call. At
+    signal (a server that logs nothing gets none). With `release`, the gate
+    then answers every held call; with `finish`, that many of them. At
     `deadline` seconds after the signal the whole session gets SIGKILL.
     """
     try:
@@ -192,9 +205,10 @@ def shutdown(
         requests = Requests(port, IN_FLIGHT)
         gate.wait_arrivals(IN_FLIGHT)
         sent = server.signal(sig)
-        server.expect(server.signal_logged)
         late_outcome = None
-        if late:
+        if server.signal_logged is not None:
+            server.expect(server.signal_logged)
+        if late and server.signal_logged is not None:
             # The one timed wait: no worker logs that it has run its SIGTERM
             # handler, and the master logs the signal just before it forwards
             # it. A request sent too early would be served as before.
@@ -202,6 +216,7 @@ def shutdown(
             late_outcome = late_request(port)
         if release:
             gate.open()
+        gate.release(finish)
         killed = False
         try:
             code = server.wait(timeout=max(sent + deadline - time.monotonic(), 0))
