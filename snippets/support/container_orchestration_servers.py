@@ -74,6 +74,7 @@ class Server:
     ) -> None:
         # The log line that says it got the signal (None: it logs nothing).
         self.signal_logged = signal_logged
+        self.idle_first = False  # signal only once its event loop is idle
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
@@ -100,6 +101,17 @@ class Server:
         match = PORT.search(line)
         assert match, line
         return int(match[1])
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until the main thread blocks in ``epoll_wait`` (Linux): an
+        event loop with nothing left to run, so no request's code is running
+        when a signal arrives."""
+        wchan = Path(f"/proc/{self.proc.pid}/wchan")
+        deadline = time.monotonic() + timeout
+        while wchan.read_text() != "do_epoll_wait":
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not idle in {timeout} s: {wchan.read_text()}")
+            time.sleep(0.01)
 
     def signal(self, sig: signal.Signals) -> float:
         self.proc.send_signal(sig)
@@ -140,7 +152,11 @@ def gevent_server(gate: Gate, variant: str, drain: float) -> Server:
     """gevent's WSGIServer (``container_orchestration_gevent.py``), one variant."""
     argv = [sys.executable, "-m", GEVENT_SERVER, "--variant", variant]
     logged = None if variant == "naive" else "SIGTERM: stopping"
-    return Server([*argv, "--drain", str(drain)], _env(gate), logged)
+    server = Server([*argv, "--drain", str(drain)], _env(gate), logged)
+    # A signal handler runs in whichever greenlet is running when it arrives:
+    # make that the hub, every time.
+    server.idle_first = True
+    return server
 
 
 def late_request(port: int) -> Callable[[], str]:
@@ -204,6 +220,8 @@ def shutdown(
         port = server.port()
         requests = Requests(port, IN_FLIGHT)
         gate.wait_arrivals(IN_FLIGHT)
+        if server.idle_first:
+            server.wait_idle()
         sent = server.signal(sig)
         late_outcome = None
         if server.signal_logged is not None:
