@@ -274,7 +274,7 @@ def test_gevent_names_and_defaults(error_record: ErrorRecorder) -> None:
     # now (imported here, as monkey.patch_all() imports it), and older code
     # that calls it fails at start-up.
     with pytest.raises(TypeError) as raised:
-        gevent.signal(signal.SIGTERM, print)  # type: ignore[operator]
+        gevent.signal(signal.SIGTERM, print)
     error_record(
         f"TypeError: {str(raised.value).split('. Did you mean')[0]}",
         id="gevent-signal-not-callable",
