@@ -15,11 +15,11 @@ from typing import Any
 __all__ = ["serve_gevent"]
 
 
+# --8<-- [start:pattern]
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# --8<-- [start:pattern]
 def serve_gevent(
     app: Any, address: tuple[str, int], drain: float, connections: int = 1000
 ) -> None:
