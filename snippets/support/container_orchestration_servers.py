@@ -1,4 +1,5 @@
-"""gunicorn and uvicorn as real processes, with requests held in flight.
+"""gunicorn, uvicorn and gevent's WSGIServer as real processes, with requests
+held in flight.
 
 `Server` starts one (in a session of its own, so that a SIGKILL reaches the
 master and its workers together, as a container runtime's does) and reads its
@@ -39,6 +40,7 @@ __all__ = [
     "Report",
     "Run",
     "Server",
+    "gevent_server",
     "gunicorn",
     "late_request",
     "report",
@@ -54,6 +56,7 @@ CONF = f"{PACKAGE.replace('.', '/')}/gunicorn_conf.py"
 WSGI_APP = f"{PACKAGE}:app"
 ASGI_APP = f"{PACKAGE}:asgi_app"
 PRELOAD_APP = "snippets.support.container_orchestration_preload:app"
+GEVENT_SERVER = "snippets.support.container_orchestration_gevent"
 IN_FLIGHT = 4
 SETTLE = 0.5  # seconds between the logged signal and the late request
 PORT = re.compile(r"(?:Listening at:|running on) http://127\.0\.0\.1:(\d+)")
@@ -67,9 +70,11 @@ class Server:
     """A server process and its log (both servers log to stderr)."""
 
     def __init__(
-        self, argv: list[str], env: dict[str, str], signal_logged: str
+        self, argv: list[str], env: dict[str, str], signal_logged: str | None
     ) -> None:
-        self.signal_logged = signal_logged  # the log line that says it got one
+        # The log line that says it got the signal (None: it logs nothing).
+        self.signal_logged = signal_logged
+        self.idle_first = False  # signal only once its event loop is idle
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
@@ -96,6 +101,17 @@ class Server:
         match = PORT.search(line)
         assert match, line
         return int(match[1])
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until the main thread blocks in ``epoll_wait`` (Linux): an
+        event loop with nothing left to run, so no request's code is running
+        when a signal arrives."""
+        wchan = Path(f"/proc/{self.proc.pid}/wchan")
+        deadline = time.monotonic() + timeout
+        while wchan.read_text() != "do_epoll_wait":
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not idle in {timeout} s: {wchan.read_text()}")
+            time.sleep(0.01)
 
     def signal(self, sig: signal.Signals) -> float:
         self.proc.send_signal(sig)
@@ -130,6 +146,17 @@ def uvicorn(gate: Gate, *options: str) -> Server:
     argv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "0"]
     argv += ["--lifespan", "off", *options, ASGI_APP]
     return Server(argv, _env(gate), "Shutting down")
+
+
+def gevent_server(gate: Gate, variant: str, drain: float) -> Server:
+    """gevent's WSGIServer (``container_orchestration_gevent.py``), one variant."""
+    argv = [sys.executable, "-m", GEVENT_SERVER, "--variant", variant]
+    logged = None if variant == "naive" else "SIGTERM: stopping"
+    server = Server([*argv, "--drain", str(drain)], _env(gate), logged)
+    # A signal handler runs in whichever greenlet is running when it arrives:
+    # make that the hub, every time.
+    server.idle_first = True
+    return server
 
 
 def late_request(port: int) -> Callable[[], str]:
@@ -179,22 +206,27 @@ def shutdown(
     *,
     release: bool,
     late: bool = False,
+    finish: int = 0,
     deadline: float = 15.0,
 ) -> Run:
     """SIGTERM/SIGQUIT/SIGINT with `IN_FLIGHT` requests held at the gate.
 
     With `late`, one more request is sent once the server has logged the
-    signal. With `release`, the gate then answers every held call. At
+    signal (a server that logs nothing gets none). With `release`, the gate
+    then answers every held call; with `finish`, that many of them. At
     `deadline` seconds after the signal the whole session gets SIGKILL.
     """
     try:
         port = server.port()
         requests = Requests(port, IN_FLIGHT)
         gate.wait_arrivals(IN_FLIGHT)
+        if server.idle_first:
+            server.wait_idle()
         sent = server.signal(sig)
-        server.expect(server.signal_logged)
         late_outcome = None
-        if late:
+        if server.signal_logged is not None:
+            server.expect(server.signal_logged)
+        if late and server.signal_logged is not None:
             # The one timed wait: no worker logs that it has run its SIGTERM
             # handler, and the master logs the signal just before it forwards
             # it. A request sent too early would be served as before.
@@ -202,6 +234,7 @@ def shutdown(
             late_outcome = late_request(port)
         if release:
             gate.open()
+        gate.release(finish)
         killed = False
         try:
             code = server.wait(timeout=max(sent + deadline - time.monotonic(), 0))

@@ -1,10 +1,10 @@
 """Tests for snippets/container_orchestration/gunicorn_uvicorn_shutdown.
 
-Real gunicorn and uvicorn processes on 127.0.0.1 receive real signals while
-requests are held in flight by a dependency that answers only when the test
-releases it. The clients count what completed, what got an error answer and
-what was dropped; the deadline's SIGKILL goes to the whole process group, as
-a container runtime's does.
+Real gunicorn, uvicorn and gevent server processes on 127.0.0.1 receive real
+signals while requests are held in flight by a dependency that answers only
+when the test releases it. The clients count what completed, what got an
+error answer and what was dropped; the deadline's SIGKILL goes to the whole
+process group, as a container runtime's does.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import signal
 import subprocess
 import sys
 
+import gevent
+import gevent.signal
 import gunicorn as gunicorn_package  # type: ignore[import-untyped]
 import pytest
 import uvicorn
+from gevent.baseserver import BaseServer
+from gevent.hub import signal as gevent_signal_handler
 from gunicorn.config import Config  # type: ignore[import-untyped]
 
 from snippets.container_orchestration.gunicorn_uvicorn_shutdown import (
@@ -28,6 +32,7 @@ from snippets.support.container_orchestration_servers import (
     IN_FLIGHT,
     ROOT,
     WSGI_APP,
+    gevent_server,
     gunicorn,
     report,
     shutdown,
@@ -252,3 +257,105 @@ def test_uvicorn_second_signal_while_requests_run(
     # Forced (3.11): the event loop ends with the requests' tasks running, and
     # each is answered 500 as it is cancelled. Otherwise they finish.
     assert outcomes == (["500"] if forced else ["200"]) * IN_FLIGHT
+
+
+# --------------------------------------------------------------------------- #
+# gevent: WSGIServer in a process of its own (it monkey-patches itself; this
+# process is never patched), and gunicorn's gevent worker
+# --------------------------------------------------------------------------- #
+
+DRAIN = 3  # server.stop(timeout=...) in the gevent server
+
+
+def test_gevent_names_and_defaults(error_record: ErrorRecorder) -> None:
+    assert gevent.signal_handler is gevent_signal_handler
+    assert BaseServer.stop_timeout == 1  # serve_forever()'s stop, by default
+    # gevent.signal was an alias of signal_handler until 1.5; it is a module
+    # now (imported here, as monkey.patch_all() imports it), and older code
+    # that calls it fails at start-up.
+    with pytest.raises(TypeError) as raised:
+        gevent.signal(signal.SIGTERM, print)
+    error_record(
+        f"TypeError: {str(raised.value).split('. Did you mean')[0]}",
+        id="gevent-signal-not-callable",
+        component="gevent",
+        version=gevent.__version__,
+        section="gevent",
+    )
+
+
+def test_gevent_server_without_a_handler_dies_with_its_requests() -> None:
+    gate = Gate()
+    run = shutdown(
+        gevent_server(gate, "naive", DRAIN), gate, signal.SIGTERM, release=True
+    )
+    assert run.code == -signal.SIGTERM
+    assert run.outcomes == ["dropped"] * IN_FLIGHT
+
+
+def test_gevent_signal_handler_drains_then_cuts_at_the_timeout() -> None:
+    gate = Gate()
+    server = gevent_server(gate, "handler", DRAIN)
+    run = shutdown(server, gate, signal.SIGTERM, release=False, late=True, finish=3)
+    # Three finish within the timeout; the fourth is killed at it, and
+    # pywsgi answers a handler that died before it started a response 500.
+    assert sorted(run.outcomes) == ["200", "200", "200", "500"]
+    assert run.late == "refused"  # the listener closes before the drain
+    assert run.code == 0 and run.seconds >= DRAIN
+    assert "late" not in gate.arrived
+
+
+def test_gevent_stop_without_a_pool_does_not_wait() -> None:
+    gate = Gate()
+    server = gevent_server(gate, "no-pool", DRAIN)
+    run = shutdown(server, gate, signal.SIGTERM, release=False, late=True, finish=3)
+    # stop() waits for a pool only; serve_forever() returns, the process exits.
+    assert run.outcomes == ["dropped"] * IN_FLIGHT
+    assert run.late == "refused"
+    assert run.code == 0
+
+
+def test_gevent_stop_in_a_plain_signal_handler_cannot_block(
+    error_record: ErrorRecorder,
+) -> None:
+    gate = Gate()
+    server = gevent_server(gate, "signal-module", DRAIN)
+    run = shutdown(server, gate, signal.SIGTERM, release=False, late=True, finish=3)
+    # The handler runs in the hub: pool.join() inside it raises, the hub
+    # throws the error into the main greenlet, and serve_forever()'s own stop
+    # drains before the error ends the process.
+    errors = [line for line in run.log if "BlockingSwitchOutError" in line]
+    assert errors, run.log
+    error_record(
+        errors[-1],
+        id="blocking-switch-out",
+        component="gevent",
+        version=gevent.__version__,
+        section="gevent",
+    )
+    assert run.code == 1
+    assert run.late == "refused"
+    assert sorted(run.outcomes) == ["200", "200", "200", "500"]
+
+
+def test_gevent_serve_forever_stops_again_with_its_own_timeout() -> None:
+    gate = Gate()
+    server = gevent_server(gate, "default-stop-timeout", 30)
+    run = shutdown(server, gate, signal.SIGTERM, release=False, deadline=40)
+    # The handler asked for 30 s; serve_forever() stopped the server again
+    # with stop_timeout (1 s) and killed the requests long before that.
+    assert run.outcomes == ["500"] * IN_FLIGHT
+    assert run.code == 0 and run.seconds < 15
+
+
+@pytest.mark.parametrize("release", [True, False], ids=["finish", "never-finish"])
+def test_gunicorn_gevent_worker_drains_until_graceful_timeout(release: bool) -> None:
+    gate = Gate()
+    options = ("-k", "gevent", "--workers", "1", "--graceful-timeout", str(GRACEFUL))
+    run = shutdown(gunicorn(gate, *options), gate, signal.SIGTERM, release=release)
+    assert run.code == 0 and not run.killed_by_deadline
+    if release:
+        assert run.outcomes == ["200"] * IN_FLIGHT
+    else:
+        assert run.outcomes == ["dropped"] * IN_FLIGHT  # the master's SIGKILL
+        assert run.seconds >= GRACEFUL

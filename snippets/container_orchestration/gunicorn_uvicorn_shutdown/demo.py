@@ -3,20 +3,23 @@
     python -m snippets.container_orchestration.gunicorn_uvicorn_shutdown.demo CASE
 
 Cases: ``signals``, ``graceful_timeout``, ``budget``, ``preload``,
-``uvicorn``, ``uvicorn_timeout``. Requests are held in flight by a dependency
-that answers only when the demo releases it (no sleeps in the handlers).
+``uvicorn``, ``uvicorn_timeout``, ``gevent``, ``gevent_worker``. Requests are
+held in flight by a dependency that answers only when the demo releases it (no
+sleeps in the handlers).
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+from importlib.metadata import version
 
 from snippets.container_orchestration.gunicorn_uvicorn_shutdown import drain_budget
 from snippets.support.cases import run_cases
 from snippets.support.container_orchestration_servers import (
     IN_FLIGHT,
     Run,
+    gevent_server,
     gunicorn,
     report,
     shutdown,
@@ -33,6 +36,13 @@ WORKERS = {
     "gthread": ("-k", "gthread", "--workers", "1", "--threads", str(IN_FLIGHT)),
 }
 GRACEFUL = 3  # --graceful-timeout for the demo, in seconds
+DRAIN = 3  # server.stop(timeout=...) in the gevent cases, in seconds
+GEVENT_VARIANTS = {  # gevent_server.py's --variant: handler, pool
+    "naive": ("none", "no"),
+    "handler": ("gevent.signal_handler", "yes"),
+    "no-pool": ("gevent.signal_handler", "no"),
+    "signal-module": ("signal.signal", "yes"),
+}
 
 
 def _row(cells: tuple[str, ...], widths: tuple[int, ...]) -> str:
@@ -139,6 +149,47 @@ def uvicorn_timeout() -> list[str]:
     return lines
 
 
+def gevent_sigterm() -> list[str]:
+    widths = (21, 4, 27, 12, 17)
+    lines = [
+        f"gevent {version('gevent')}, pywsgi.WSGIServer: SIGTERM with {IN_FLIGHT} "
+        f"requests in flight,",
+        f"{IN_FLIGHT - 1} finish after it, 1 never does; "
+        f"the handler calls server.stop(timeout={DRAIN})",
+        _row(("handler", "pool", "in flight", "late request", "process"), widths),
+    ]
+    errors: dict[str, str] = {}  # the exceptions each handler's process printed
+    for variant, (handler, pool) in GEVENT_VARIANTS.items():
+        gate = Gate()
+        server = gevent_server(gate, variant, DRAIN)
+        run = shutdown(server, gate, signal.SIGTERM, release=False, late=True, finish=3)
+        cells = (handler, pool, summary(run.outcomes), run.late or "-", run.exit)
+        lines.append(_row(cells, widths))
+        for line in run.log:
+            if line.startswith("gevent.exceptions."):
+                errors[line] = handler
+    for line, handler in errors.items():
+        lines += [f"the process with {handler} printed:", f"  {line}"]
+    return lines
+
+
+def gevent_worker() -> list[str]:
+    lines = [
+        f"gunicorn {version('gunicorn')} -k gevent, 1 worker, "
+        f"graceful_timeout {GRACEFUL} s:",
+        f"SIGTERM with {IN_FLIGHT} requests in flight",
+    ]
+    for release, label in ((True, "that finish"), (False, "that never finish")):
+        gate = Gate()
+        options = ("-k", "gevent", "--workers", "1")
+        server = gunicorn(gate, *options, "--graceful-timeout", str(GRACEFUL))
+        run = shutdown(server, gate, signal.SIGTERM, release=release)
+        lines.append(
+            f"requests {label}: {summary(run.outcomes)}; master {_ended(run, GRACEFUL)}"
+        )
+    return lines
+
+
 if __name__ == "__main__":
     sys.exit(
         run_cases(
@@ -149,6 +200,8 @@ if __name__ == "__main__":
                 "preload": preload,
                 "uvicorn": uvicorn_sigterm,
                 "uvicorn_timeout": uvicorn_timeout,
+                "gevent": gevent_sigterm,
+                "gevent_worker": gevent_worker,
             }
         )
     )
