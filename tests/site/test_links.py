@@ -64,11 +64,13 @@ REWORDED = (
     "## Every Python the guide supports { #python-versions }",
     "## Supported Python versions { #python-versions }",
 )
-# The redirects of the changed site: about/licenses.md moved to about/legal.md,
-# and its anchor #code renamed to #code-license.
+# The redirects of the changed site: the real ones (links/redirects.yml, whose
+# moved pages the ledger still lists), plus about/licenses.md moved to
+# about/legal.md and its anchor #code renamed to #code-license.
+_REAL = Redirects.load()
 MOVED = Redirects(
-    pages={"about/licenses.md": "about/legal.md"},
-    anchors={"about/legal.md": {"code": "code-license"}},
+    pages={**_REAL.pages, "about/licenses.md": "about/legal.md"},
+    anchors={**_REAL.anchors, "about/legal.md": {"code": "code-license"}},
 )
 
 
