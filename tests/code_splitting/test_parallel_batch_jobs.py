@@ -486,42 +486,27 @@ def test_strict_batches_refuse_a_short_last_batch() -> None:
     assert list(batches("ABCDEF", 3, strict=True)) == [("A", "B", "C"), ("D", "E", "F")]
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="batched is in 3.12+")
-def test_python_3_11_has_no_itertools_batched(error_record: ErrorRecorder) -> None:
-    with pytest.raises(AttributeError) as caught:
-        itertools.batched  # type: ignore[attr-defined]  # noqa: B018
+def test_what_each_python_says_to_batched(error_record: ErrorRecorder) -> None:
+    """3.11 has no batched, 3.12 has no strict=, 3.13 raises on a short batch."""
+    caught: pytest.ExceptionInfo[Exception]
+    if sys.version_info < (3, 12):
+        with pytest.raises(AttributeError) as caught:
+            itertools.batched  # type: ignore[attr-defined]  # noqa: B018
+        record_id = "no-itertools-batched"
+    elif sys.version_info < (3, 13):
+        assert std_batched is not None
+        with pytest.raises(TypeError) as caught:
+            std_batched("ABCDEFG", 3, strict=True)
+        record_id = "batched-no-strict"
+    else:
+        assert std_batched is not None
+        with pytest.raises(ValueError) as caught:
+            list(std_batched("ABCDEFG", 3, strict=True))
+        assert str(caught.value) == "batched(): incomplete batch"  # as batches says
+        record_id = "batched-incomplete"
     error_record(
         caught.value,
-        id="no-itertools-batched",
-        component="CPython",
-        version=platform.python_version(),
-        section="batched",
-    )
-
-
-@pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="strict= is 3.13+")
-def test_python_3_12_batched_has_no_strict(error_record: ErrorRecorder) -> None:
-    assert std_batched is not None
-    with pytest.raises(TypeError) as caught:
-        std_batched("ABCDEFG", 3, strict=True)
-    error_record(
-        caught.value,
-        id="batched-no-strict",
-        component="CPython",
-        version=platform.python_version(),
-        section="batched",
-    )
-
-
-@pytest.mark.skipif(sys.version_info < (3, 13), reason="strict= is new in 3.13")
-def test_python_3_13_strict_batched(error_record: ErrorRecorder) -> None:
-    assert std_batched is not None
-    with pytest.raises(ValueError) as caught:
-        list(std_batched("ABCDEFG", 3, strict=True))
-    assert str(caught.value) == "batched(): incomplete batch"  # as batches says
-    error_record(
-        caught.value,
-        id="batched-incomplete",
+        id=record_id,
         component="CPython",
         version=platform.python_version(),
         section="batched",
