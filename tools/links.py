@@ -7,7 +7,9 @@ must keep working:
   anchors to their new id. For a moved page the build writes a small page at the
   old address that forwards to the new one, fragment included. A renamed anchor
   is resolved in the browser on load, since no server-side redirect can see the
-  fragment.
+  fragment. Anchors listed under a moved page's *old* path are followed by its
+  forwarding page before the new page's own renames: when two pages merge into
+  one, each old ``#problem`` can land on its own section.
 * ``links/link-ledger.txt`` lists every page address and heading anchor
   that has been published. A test fails when an entry no longer exists and no
   redirect covers it. ``make ledger`` rewrites the file from a fresh build.
@@ -129,6 +131,19 @@ class Redirects:
             resolved[old] = new
         return resolved
 
+    def moved_anchors(self, old: str) -> dict[str, str]:
+        """What the forwarding page at ``old`` does with a fragment.
+
+        The old page's own renames first, then the renames of the page it
+        moved to (a → b under the old path, b → c under the new gives a → c).
+        """
+        new = self.anchor_map(self.final_page(old))
+        own = self.anchor_map(old)
+        combined = dict(new)
+        for anchor, renamed in own.items():
+            combined[anchor] = new.get(renamed, renamed)
+        return combined
+
     def final_page(self, src: str) -> str:
         """Where a page lives now, following chains of moves."""
         seen = {src}
@@ -201,13 +216,23 @@ def broken_entries(
         url, _, anchor = entry.partition("#")
         url = "" if url == "/" else url
         target = url
+        forwarded: dict[str, str] = {}
         if url not in anchors and url in moved:
             target = page_url(redirects.final_page(moved[url]))
+            forwarded = redirects.moved_anchors(moved[url])
         if target not in anchors:
             problems[entry] = (
                 f"{LEDGER_FILE.name}:{number}: {entry} — the page {url or '/'} is gone "
                 "and no page redirect in links/redirects.yml covers it"
             )
+            continue
+        if anchor in forwarded:  # the old page's own rename decides
+            if forwarded[anchor] not in anchors[target]:
+                problems[entry] = (
+                    f"{LEDGER_FILE.name}:{number}: {entry} — the forwarding page "
+                    f"sends #{anchor} to #{forwarded[anchor]}, which is not on "
+                    f"{target or '/'}; fix anchors: {moved[url]} in links/redirects.yml"
+                )
             continue
         if not anchor or anchor in anchors[target]:
             continue
@@ -336,7 +361,7 @@ def on_post_build(config: Any) -> None:
                 title=html.escape(new_url or "home"),
                 canonical=html.escape((config.get("site_url") or "") + new_url),
                 target=target,
-                anchors=json.dumps(_redirects.anchor_map(new), sort_keys=True),
+                anchors=json.dumps(_redirects.moved_anchors(old), sort_keys=True),
             )
         )
 

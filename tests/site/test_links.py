@@ -64,11 +64,13 @@ REWORDED = (
     "## Every Python the guide supports { #python-versions }",
     "## Supported Python versions { #python-versions }",
 )
-# The redirects of the changed site: about/licenses.md moved to about/legal.md,
-# and its anchor #code renamed to #code-license.
+# The redirects of the changed site: the real ones (links/redirects.yml, whose
+# moved pages the ledger still lists), plus about/licenses.md moved to
+# about/legal.md and its anchor #code renamed to #code-license.
+_REAL = Redirects.load()
 MOVED = Redirects(
-    pages={"about/licenses.md": "about/legal.md"},
-    anchors={"about/legal.md": {"code": "code-license"}},
+    pages={**_REAL.pages, "about/licenses.md": "about/legal.md"},
+    anchors={**_REAL.anchors, "about/legal.md": {"code": "code-license"}},
 )
 
 
@@ -179,6 +181,38 @@ def test_a_name_gone_from_the_api_reference_lands_on_the_api_section(
     ]
     html.write_text('<h1 id="page">Page</h1>')  # no API section to land on
     assert len(broken_entries(site, Redirects(), entries, docs=docs)) == 2
+
+
+def test_two_pages_merged_into_one_keep_their_own_anchors(tmp_path: Path) -> None:
+    """Each moved page's #problem lands on its own section of the merged page."""
+    docs, site = tmp_path / "docs", tmp_path / "site"
+    (docs / "topic").mkdir(parents=True)
+    (docs / "topic" / "both.md").write_text("# Both { #both }\n")
+    (site / "topic" / "both").mkdir(parents=True)
+    (site / "topic" / "both" / "index.html").write_text(
+        '<h1 id="both">Both</h1><h2 id="problem">Problem</h2>'
+        '<h3 id="a-problem">A</h3><h3 id="b-problem">B</h3>'
+    )
+    merged = Redirects(
+        pages={"topic/a.md": "topic/both.md", "topic/b.md": "topic/both.md"},
+        anchors={
+            "topic/a.md": {"problem": "a-problem", "gone": "a-gone"},
+            "topic/b.md": {"problem": "b-old"},
+            "topic/both.md": {"b-old": "b-problem"},
+        },
+    )
+    assert merged.moved_anchors("topic/a.md")["problem"] == "a-problem"
+    assert merged.moved_anchors("topic/b.md") == {
+        "problem": "b-problem",  # through the merged page's own rename
+        "b-old": "b-problem",
+    }
+    entries = [
+        (1, "topic/a/#problem"),
+        (2, "topic/b/#problem"),
+        (3, "topic/a/#gone"),  # forwarded to an id the page does not have
+        (4, "topic/b/#both"),
+    ]
+    assert list(broken_entries(site, merged, entries, docs=docs)) == ["topic/a/#gone"]
 
 
 def test_malformed_redirects_file_names_file_and_line(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ Both return the parts in the order of the names, whatever order they arrive in.
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,6 @@ from snippets.code_splitting.single_flight_loader import (
     PartLoadError,
     fetch_part,
 )
-from snippets.support.cases import run_cases
 from snippets.support.code_splitting_origin import PartServer
 
 __all__ = ["load_all", "load_all_threaded"]
@@ -150,7 +148,3 @@ async def demo(parts: int = 200, budget: int = 30, server_cap: int = 30) -> list
 def show_demo() -> list[str]:
     """200 parts from an origin that serves 30 at once, without and with a budget."""
     return asyncio.run(demo())
-
-
-if __name__ == "__main__":
-    sys.exit(run_cases({"demo": show_demo}))

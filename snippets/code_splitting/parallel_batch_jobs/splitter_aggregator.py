@@ -14,15 +14,12 @@ import multiprocessing.context
 import os
 import random
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-
-from snippets.support.cases import run_cases
 
 __all__ = [
     "Aggregator",
@@ -302,11 +299,7 @@ def demo(marker_dir: str, workers: int = 4) -> list[str]:
 
 
 def show_demo() -> list[str]:
-    """Every scenario of the page, in a scratch directory for the markers."""
+    """Every scenario of the section, in a scratch directory for the markers."""
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         return demo(tmp)
-
-
-if __name__ == "__main__":
-    sys.exit(run_cases({"demo": show_demo}))
