@@ -31,6 +31,7 @@ read the switch on every call.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import os
@@ -85,12 +86,15 @@ def load(kind: str, digest: str) -> Any:
 
 def store(kind: str, digest: str, value: Any) -> None:
     """Write ``value`` whole or not at all (a temporary file, renamed)."""
-    path = entry(kind, digest)
+    _write(entry(kind, digest), json.dumps(value, separators=(",", ":")).encode())
+
+
+def _write(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(value, out, separators=(",", ":"))
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
         os.replace(temporary, path)
     except OSError:
         # A cache that cannot be written (a read-only checkout) is no cache.
@@ -118,33 +122,141 @@ def _path(kind: type) -> str:
 
 
 # --------------------------------------------------------------------------- #
-# Pygments, as pymdownx.highlight calls it
+# Code blocks, as pymdownx.highlight highlights them with Pygments
 # --------------------------------------------------------------------------- #
 
 
-def cached_highlight(highlight: Callable[..., str]) -> Callable[..., str]:
-    """``pygments.highlight(code, lexer, formatter)``, cached."""
+def cached_highlight(highlight: Callable[..., Any]) -> Callable[..., Any]:
+    """``pymdownx.highlight.Highlight.highlight``, cached for code blocks.
+
+    The key is the code, the call's arguments and every setting of the
+    highlighter (the instance's attributes but the Markdown instance), so
+    that the blocks of a page and the signatures of the API reference (whose
+    highlighter is mkdocstrings' subclass) each get their own entries. Inline
+    code (an element, not text) and HTML titles (stored in the Markdown
+    instance) are not cached.
+    """
     if getattr(highlight, MARK, False):
         return highlight
     versions = [version("pygments"), version("pymdown-extensions")]
 
-    def wrapper(code: str, lexer: Any, formatter: Any, outfile: Any = None) -> Any:
-        lexed = _options(getattr(lexer, "options", {}))
-        formats = _options(getattr(formatter, "options", {}))
-        if outfile is not None or lexed is None or formats is None or not enabled():
-            return highlight(code, lexer, formatter, outfile)
-        parts = [_path(type(lexer)), lexed, _path(type(formatter)), formats]
-        digest = key("highlight", versions, parts, code)
+    def wrapper(self: Any, src: str, *args: Any, **kwargs: Any) -> Any:
+        settings = {k: v for k, v in vars(self).items() if k != "md"}
+        shown = _options(settings)
+        call = _options({"args": args, **kwargs})
+        if (
+            not enabled()
+            or kwargs.get("inline")
+            or (len(args) > 6 and args[6])  # inline, passed by position
+            or getattr(self, "title_mode", "text") == "html"
+            or shown is None
+            or call is None
+        ):
+            return highlight(self, src, *args, **kwargs)
+        digest = key("highlight", versions, _path(type(self)), shown, call, src)
         found = load("highlight", digest)
         if isinstance(found, str):
             return found
-        result = highlight(code, lexer, formatter)
+        result = highlight(self, src, *args, **kwargs)
         if isinstance(result, str):
             store("highlight", digest, result)
         return result
 
     setattr(wrapper, MARK, True)
     return wrapper
+
+
+# --------------------------------------------------------------------------- #
+# Compiled templates (Jinja's bytecode cache, on disk)
+# --------------------------------------------------------------------------- #
+
+
+def _environment(environment: Any) -> str:
+    """The settings of a Jinja environment that change how a template compiles."""
+    escape = environment.autoescape
+    if callable(escape):
+        cells = [c.cell_contents for c in getattr(escape, "__closure__", None) or ()]
+        escape = [_path(escape) if isinstance(escape, type) else escape.__qualname__]
+        escape.append(repr(cells))
+    names = [
+        "block_start_string",
+        "block_end_string",
+        "variable_start_string",
+        "variable_end_string",
+        "comment_start_string",
+        "comment_end_string",
+        "line_statement_prefix",
+        "line_comment_prefix",
+        "trim_blocks",
+        "lstrip_blocks",
+        "newline_sequence",
+        "keep_trailing_newline",
+        "optimized",
+    ]
+    settings = [getattr(environment, name, None) for name in names]
+    extensions = sorted(environment.extensions)
+    return repr([settings, extensions, escape, type(environment).__qualname__])
+
+
+def template_cache() -> Any:
+    """A Jinja bytecode cache under .cache/build/templates, kept in memory too."""
+    import jinja2
+
+    class Compiled(jinja2.BytecodeCache):
+        def __init__(self) -> None:
+            self.memory: dict[str, bytes] = {}
+
+        def name(self, bucket: Any) -> str | None:
+            settings = _environment(bucket.environment)
+            if " at 0x" in settings:
+                return None
+            return key("template", version("jinja2"), settings, bucket.key)
+
+        def load_bytecode(self, bucket: Any) -> None:
+            digest = self.name(bucket)
+            if digest is None or not enabled():
+                return
+            data = self.memory.get(digest)
+            if data is None:
+                try:
+                    data = entry("template", digest).with_suffix(".bin").read_bytes()
+                except OSError:
+                    _count("template", "miss")
+                    return
+            # Jinja checks the header and the source's checksum, and starts
+            # again from the source when either does not match.
+            bucket.bytecode_from_string(data)
+            _count("template", "hit" if bucket.code is not None else "miss")
+
+        def dump_bytecode(self, bucket: Any) -> None:
+            digest = self.name(bucket)
+            if digest is None or not enabled():
+                return
+            data = bucket.bytecode_to_string()
+            self.memory[digest] = data
+            path = entry("template", digest).with_suffix(".bin")
+            _write(path, data)
+
+    return Compiled()
+
+
+def _keep_compiled_templates() -> None:
+    """Every Jinja environment made from now on without a cache gets this one."""
+    import jinja2
+
+    # Marked on the class: tools/dirty.py wraps the same method under serve.
+    if getattr(jinja2.Environment, MARK, None) is not None:
+        return
+    shared = template_cache()
+    make = jinja2.Environment.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        make(self, *args, **kwargs)
+        if self.bytecode_cache is None:
+            self.bytecode_cache = shared
+
+    jinja2.Environment.__init__ = init  # type: ignore[method-assign]
+    setattr(jinja2.Environment, MARK, shared)
 
 
 # --------------------------------------------------------------------------- #
@@ -224,7 +336,7 @@ def cached_parser(parser: type[Any], element: type[Any], section: type[Any]) -> 
         made.text, made.title, made.id = data["text"], data["title"], data["id"]
         return made
 
-    class Cached(parser):  # type: ignore[misc, valid-type]
+    class Cached(parser):  # type: ignore[misc]
         """Collects the HTML, then parses it, or reads its sections from the cache."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -263,24 +375,26 @@ def cached_parser(parser: type[Any], element: type[Any], section: type[Any]) -> 
 # --------------------------------------------------------------------------- #
 
 
-def install() -> None:
-    """Wrap the three functions (once per process; later calls do nothing)."""
-    import pymdownx.highlight
+def _module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
-    pymdownx.highlight.highlight = cached_highlight(pymdownx.highlight.highlight)  # type: ignore[attr-defined]
-    try:
-        from mkdocstrings_handlers.python._internal import rendering
-    except ImportError:
-        pass
-    else:
-        if hasattr(rendering, "_get_formatter"):
-            rendering._get_formatter = cached_formatter(rendering._get_formatter)
-    try:
-        from material.plugins.search import plugin as search
-    except ImportError:
-        pass
-    else:
-        search.Parser = cached_parser(search.Parser, search.Element, search.Section)  # type: ignore[misc]
+
+def install() -> None:
+    """Wrap the functions (once per process; later calls do nothing)."""
+    _keep_compiled_templates()
+    highlight = _module("pymdownx.highlight")
+    if highlight is not None:
+        highlighter = highlight.Highlight
+        highlighter.highlight = cached_highlight(highlighter.highlight)
+    rendering = _module("mkdocstrings_handlers.python._internal.rendering")
+    if rendering is not None and hasattr(rendering, "_get_formatter"):
+        rendering._get_formatter = cached_formatter(rendering._get_formatter)
+    search = _module("material.plugins.search.plugin")
+    if search is not None:
+        search.Parser = cached_parser(search.Parser, search.Element, search.Section)
 
 
 def on_config(config: Any) -> Any:
