@@ -6,10 +6,11 @@ Pillow and the typeface Pillow ships with (Aileron), with no network access.
 Each card is cached under .cache/previews, keyed by the text it shows, by
 this module's source (the design) and by Pillow's version (the typeface and
 the PNG encoder), so a rebuild only draws the cards whose text or design
-changed. A card is written to a temporary file and renamed into place, and a
-cached file that does not end as a PNG ends is drawn again. Cards are drawn
-on a worker thread while the pages are built (Pillow's PNG encoder, the most
-of a card's cost, runs without the GIL), and collected at the end.
+changed (``CP_BUILD_CACHE=0`` draws them all). A card is written to a
+temporary file and renamed into place, and a cached file that does not end
+as a PNG ends is drawn again. Cards are drawn on a worker thread while the
+pages are built (Pillow's PNG encoder, most of a card's cost, runs without
+the GIL), and collected at the end.
 
 The page template (overrides/main.html) points og:image and twitter:image at
 ``assets/previews/<page path>.png``; ``preview_path`` is the single place that
@@ -38,6 +39,8 @@ ACCENT = (140, 158, 255)  # indigo A100
 TEXT = (255, 255, 255)
 MUTED = (197, 202, 233)  # indigo 100
 DESIGN_VERSION = "1"
+# CP_BUILD_CACHE=0 draws every card again (tools/build_cache.py).
+SWITCH = "CP_BUILD_CACHE"
 # A PNG ends with its IEND chunk: a file cut short does not.
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
@@ -103,7 +106,7 @@ def cached_card(card: tuple[str, str, str, str]) -> Path:
     try:
         with cached.open("rb") as png:
             png.seek(-len(PNG_END), os.SEEK_END)
-            if png.read() == PNG_END:
+            if png.read() == PNG_END and os.environ.get(SWITCH) != "0":
                 return cached
     except OSError:
         pass
