@@ -15,7 +15,8 @@ does (tools/loopback.py), and Lighthouse (mobile, simulated throttling) runs
 three times per page on a sample that includes the heaviest page. The medians go to
 the "Site speed" section of benchmarks/results.md (other sections of that file
 are left as they are), with the full build time (cold and warm, wall clock
-and CPU time) and the ``mkdocs serve`` rebuild time after editing one page. Not a test: nothing here fails on a number.
+and CPU time) and the ``mkdocs serve`` rebuild time after editing one page.
+Not a test: nothing here fails on a number.
 """
 
 from __future__ import annotations
