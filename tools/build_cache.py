@@ -30,6 +30,7 @@ read the switch on every call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -56,6 +57,7 @@ def enabled() -> bool:
     return os.environ.get(SWITCH, "1") != "0"
 
 
+@functools.cache
 def version(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)
