@@ -14,8 +14,9 @@ Each is served on loopback by a server that compresses text as GitHub Pages
 does (tools/loopback.py), and Lighthouse (mobile, simulated throttling) runs
 three times per page on a sample that includes the heaviest page. The medians go to
 the "Site speed" section of benchmarks/results.md (other sections of that file
-are left as they are), with the full build time and the ``mkdocs serve``
-rebuild time after editing one page. Not a test: nothing here fails on a number.
+are left as they are), with the full build time (cold and warm, wall clock
+and CPU time) and the ``mkdocs serve`` rebuild time after editing one page.
+Not a test: nothing here fails on a number.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import functools
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -68,22 +70,44 @@ class Build:
     strict: bool
 
 
-def timed_build(build: Build, site: Path) -> float:
-    """Median wall time of three full builds (the first one warms caches)."""
-    times = []
-    for _ in range(RUNS + 1):
-        start = time.perf_counter()
-        result = build_site(
-            site,
-            mode=build.mode,
-            config=build.config,
-            strict=build.strict,
-            site_url=SITE_URL,
-        )
-        times.append(time.perf_counter() - start)
-        if result.returncode:
-            sys.exit(f"build failed ({build.config}):\n{result.stderr[-3000:]}")
-    return statistics.median(times[1:])
+@dataclass(frozen=True)
+class Timing:
+    """Full-build times: wall clock and CPU time (user + sys) of the build process."""
+
+    wall: float
+    cpu: float
+
+
+def one_build(build: Build, site: Path) -> Timing:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = build_site(
+        site,
+        mode=build.mode,
+        config=build.config,
+        strict=build.strict,
+        site_url=SITE_URL,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode:
+        sys.exit(f"build failed ({build.config}):\n{result.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(wall, cpu)
+
+
+def timed_build(build: Build, site: Path) -> tuple[Timing, Timing]:
+    """The cold build, then the median of three warm ones.
+
+    Cold: without the build caches (.cache/ of the checkout built, as in a
+    fresh clone); warm: with the caches the builds before filled.
+    """
+    shutil.rmtree(build.config.parent / ".cache", ignore_errors=True)
+    cold = one_build(build, site)
+    warm = [one_build(build, site) for _ in range(RUNS)]
+    return cold, Timing(
+        statistics.median(t.wall for t in warm), statistics.median(t.cpu for t in warm)
+    )
 
 
 def serve_rebuild(build: Build, page: Path) -> float:
@@ -204,6 +228,9 @@ class Site:
     name: str
     root: Path
     build: float = 0.0
+    build_cpu: float = 0.0
+    cold: float = 0.0
+    cold_cpu: float = 0.0
     rebuild: float = 0.0
     pages: int = 0
     runs: dict[str, list[Run]] = field(default_factory=dict)
@@ -315,18 +342,24 @@ def report(
                     lines.append(f"| {label} | {site.name} | {kb(extra)} |")
     lines += [
         "",
-        "Build and rebuild, wall time (median of 3; the rebuild is `mkdocs serve` "
-        "after saving one page, until it has rebuilt the site):",
+        "Build and rebuild (median of 3; the rebuild is `mkdocs serve` after "
+        "saving one page, until it has rebuilt the site). Warm: with the build "
+        "caches of the runs before (.cache/); cold: without them, as in a fresh "
+        "clone (one run). CPU is the build process's user + sys time, steadier "
+        "than the wall clock on a shared machine:",
         "",
-        "| site | pages | full build s | per page ms | serve rebuild s | per page ms |",
-        "|---|--:|--:|--:|--:|--:|",
+        "| site | pages | warm build s | per page ms | CPU s | CPU per page ms "
+        "| cold build s | CPU s | CPU per page ms | serve rebuild s |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for site in sites:
         per_page = 1000 / site.pages
         lines.append(
             f"| {site.name} | {site.pages} | {site.build:.2f} "
             f"| {site.build * per_page:.0f} "
-            f"| {site.rebuild:.2f} | {site.rebuild * per_page:.0f} |"
+            f"| {site.build_cpu:.2f} | {site.build_cpu * per_page:.0f} "
+            f"| {site.cold:.2f} | {site.cold_cpu:.2f} "
+            f"| {site.cold_cpu * per_page:.0f} | {site.rebuild:.2f} |"
         )
     section = "\n".join(lines) + "\n" + NOTES.get("text", "") + END
     write_section(out, section)
@@ -407,8 +440,7 @@ def main() -> int:
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(
             ROOT / name, src / name
         )
-    if (ROOT / ".cache").is_dir():
-        shutil.copytree(ROOT / ".cache", src / ".cache")
+    # No .cache/: each site's first build is the cold one (timed_build).
 
     sites = [Site("site", WORK / "site")]
     builds = {"site": Build(src / "mkdocs.yml", "site", strict=True)}
@@ -430,10 +462,14 @@ def main() -> int:
     for site in sites:
         build = builds[site.name]
         print(f"building {site.name} ...", flush=True)
-        site.build = timed_build(build, site.root)
+        cold, warm = timed_build(build, site.root)
+        site.build, site.build_cpu = warm.wall, warm.cpu
+        site.cold, site.cold_cpu = cold.wall, cold.cpu
         site.pages = len(list(site.root.rglob("index.html")))
         print(
-            f"  {site.pages} pages, {site.build:.2f} s; serve rebuild ...", flush=True
+            f"  {site.pages} pages, warm {warm.wall:.2f} s (CPU {warm.cpu:.2f} s), "
+            f"cold {cold.wall:.2f} s (CPU {cold.cpu:.2f} s); serve rebuild ...",
+            flush=True,
         )
         edited = build.config.parent / "docs" / "about" / "licenses.md"
         site.rebuild = serve_rebuild(build, edited)

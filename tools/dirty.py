@@ -17,6 +17,9 @@ Each rebuild loads the configuration again, and with it new template
 environments (the theme's, the API reference's), which compiled every
 template again: a third of a one-page rebuild. Under serve, compiled templates
 are kept in memory, keyed by each template's source (Jinja's bytecode cache).
+A page with an API reference made griffe parse every module of ``snippets``
+again, most of that page's rebuild: under serve, the syntax trees are kept
+too, one per module, parsed again when its source changes.
 
 The published site, the PDF and the tests use full builds; this hook does
 nothing there.
@@ -51,7 +54,47 @@ def _dirty() -> bool:
 def on_config(config: Any) -> Any:
     if _dirty():
         _keep_compiled_templates()
+        _keep_parsed_modules()
     return config
+
+
+def _keep_parsed_modules() -> None:
+    """Under serve, griffe parses each snippet module once per source text.
+
+    A page with an API reference (``::: snippets.x``) makes mkdocstrings load
+    the whole ``snippets`` package with griffe, every module of it parsed
+    again on every rebuild: most of such a page's rebuild. The syntax trees
+    are kept in memory, keyed by the source text and the file name; griffe
+    detaches what it adds to a tree when its visit ends, so a kept tree is the
+    tree a fresh parse gives.
+    """
+    import importlib
+
+    try:
+        visitor: Any = importlib.import_module("griffe._internal.agents.visitor")
+        parser: Any = importlib.import_module("griffe._internal.agents.parser")
+    except ImportError:
+        return
+    parse = visitor._compile_module
+    if getattr(parse, "_cp_kept", False):
+        return
+    node_hooks = getattr(parser, "_NODE_AWARE_HOOKS", ())
+    # One tree per file: the one parsed from its latest source.
+    trees: dict[str, tuple[tuple[str, bool, bool], Any]] = {}
+
+    def kept(code: str, *, filename: str, extensions: Any, **options: Any) -> Any:
+        compiler, native = options.get("compiler", compile), options.get("allow_native")
+        if compiler is not compile or set(options) - {"compiler", "allow_native"}:
+            return parse(code, filename=filename, extensions=extensions, **options)
+        key = (code, bool(native), bool(extensions.has_hooks(*node_hooks)))
+        found = trees.get(filename)
+        if found is None or found[0] != key:
+            tree = parse(code, filename=filename, extensions=extensions, **options)
+            found = trees[filename] = (key, tree)
+        return found[1]
+
+    kept._cp_kept = True  # type: ignore[attr-defined]
+    visitor._compile_module = kept
 
 
 def _keep_compiled_templates() -> None:

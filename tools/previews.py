@@ -3,8 +3,14 @@
 Wikis and chats show the Open Graph image of a pasted link. The theme's own
 social-card plugin downloads its fonts, so this hook draws the cards with
 Pillow and the typeface Pillow ships with (Aileron), with no network access.
-Each card is cached under .cache/previews by the text it shows, so a rebuild
-only draws the cards whose title or description changed.
+Each card is cached under .cache/previews, keyed by the text it shows, by
+this module's source (the design) and by Pillow's version (the typeface and
+the PNG encoder), so a rebuild only draws the cards whose text or design
+changed (``CP_BUILD_CACHE=0`` draws them all). A card is written to a
+temporary file and renamed into place, and a cached file that does not end
+as a PNG ends is drawn again. Cards are drawn on a worker thread while the
+pages are built (Pillow's PNG encoder, most of a card's cost, runs without
+the GIL), and collected at the end.
 
 The page template (overrides/main.html) points og:image and twitter:image at
 ``assets/previews/<page path>.png``; ``preview_path`` is the single place that
@@ -14,11 +20,15 @@ names that file.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import tempfile
 import textwrap
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import PIL
 from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +39,10 @@ ACCENT = (140, 158, 255)  # indigo A100
 TEXT = (255, 255, 255)
 MUTED = (197, 202, 233)  # indigo 100
 DESIGN_VERSION = "1"
+# CP_BUILD_CACHE=0 draws every card again (tools/build_cache.py).
+SWITCH = "CP_BUILD_CACHE"
+# A PNG ends with its IEND chunk: a file cut short does not.
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
 def preview_path(src_uri: str) -> str:
@@ -79,26 +93,58 @@ def card_for(page: Any, config: Any) -> tuple[str, str, str, str]:
     return config["site_name"], section, title, description
 
 
-_pages: list[tuple[str, tuple[str, str, str, str]]] = []
+def card_key(card: tuple[str, str, str, str]) -> str:
+    """What a card is cached by: its text, this module's source, Pillow's version."""
+    design = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    parts = (DESIGN_VERSION, design, PIL.__version__, *card)
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def cached_card(card: tuple[str, str, str, str]) -> Path:
+    """The card's PNG under .cache/previews, drawn if missing or cut short."""
+    cached = CACHE / f"{card_key(card)[:24]}.png"
+    try:
+        with cached.open("rb") as png:
+            png.seek(-len(PNG_END), os.SEEK_END)
+            if png.read() == PNG_END and os.environ.get(SWITCH) != "0":
+                return cached
+    except OSError:
+        pass
+    CACHE.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=CACHE, suffix=".tmp")
+    with os.fdopen(handle, "wb") as out:
+        draw_card(*card).save(out, format="PNG", optimize=True)
+    os.replace(temporary, cached)
+    return cached
+
+
+_pages: list[tuple[str, Future[Path]]] = []
+_drawing: list[ThreadPoolExecutor] = []
 
 
 def on_pre_build(config: Any) -> None:
     _pages.clear()
+    _drawing[:] = [ThreadPoolExecutor(max_workers=1, thread_name_prefix="previews")]
 
 
 def on_page_context(context: Any, page: Any, config: Any, nav: Any) -> Any:
-    _pages.append((page.file.src_uri, card_for(page, config)))
+    card = card_for(page, config)
+    _pages.append((page.file.src_uri, _drawing[0].submit(cached_card, card)))
     return context
 
 
 def on_post_build(config: Any) -> None:
     site = Path(config["site_dir"])
-    CACHE.mkdir(parents=True, exist_ok=True)
-    for src_uri, card in _pages:
-        key = hashlib.sha256("\0".join((DESIGN_VERSION, *card)).encode()).hexdigest()
-        cached = CACHE / f"{key[:24]}.png"
-        if not cached.exists():
-            draw_card(*card).save(cached, optimize=True)
-        out = site / preview_path(src_uri)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cached, out)
+    try:
+        for src_uri, drawn in _pages:
+            out = site / preview_path(src_uri)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(drawn.result(), out)
+    finally:
+        for pool in _drawing:
+            pool.shutdown(cancel_futures=True)
+
+
+def on_build_error(error: Exception) -> None:
+    for pool in _drawing:
+        pool.shutdown(cancel_futures=True)

@@ -272,13 +272,23 @@ def stamp_line(stamp: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- #
 
 
+# The patterns by their page: found once per build, not once per page.
+_index: dict[str, dict[Path, Pattern]] = {}
+
+
+def on_pre_build(**kwargs: Any) -> None:
+    _index.clear()
+
+
 def on_page_content(html_text: str, page: Any, **kwargs: Any) -> str:
     """Insert the pattern's stamp under the page's title."""
-    source = Path(page.file.abs_src_path or "")
-    found = [p for p in patterns() if p.page.resolve() == source.resolve()]
-    if not found:
+    if "pages" not in _index:
+        pages = _index["pages"] = {}
+        for found in patterns():
+            pages.setdefault(found.page.resolve(), found)
+    pattern = _index["pages"].get(Path(page.file.abs_src_path or "").resolve())
+    if pattern is None:
         return html_text
-    pattern = found[0]
     problem = stamp_problem(pattern)
     if problem:
         log.info("no tested-on stamp on %s: %s", page.file.src_uri, problem)
