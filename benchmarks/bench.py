@@ -161,6 +161,19 @@ class Run:
 
 
 def lighthouse(url: str, out: Path) -> Run:
+    """One Lighthouse run; again (twice at most) if it found no first paint.
+
+    On a loaded machine headless Chromium now and then reports no paint at
+    all (NO_FCP), and Lighthouse then gives no performance score.
+    """
+    for _ in range(2):
+        run = lighthouse_once(url, out)
+        if run is not None:
+            return run
+    return lighthouse_once(url, out) or sys.exit(f"no performance score for {url}")
+
+
+def lighthouse_once(url: str, out: Path) -> Run | None:
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
             [
@@ -182,6 +195,8 @@ def lighthouse(url: str, out: Path) -> Run:
         sys.exit(f"lighthouse failed for {url}:\n{result.stderr[-3000:]}")
     report = json.loads(out.read_text())
     cats, audits = report["categories"], report["audits"]
+    if cats["performance"]["score"] is None:
+        return None
     items = audits["network-requests"]["details"]["items"]
     return Run(
         performance=cats["performance"]["score"] * 100,
