@@ -17,11 +17,17 @@ the "Site speed" section of benchmarks/results.md (other sections of that file
 are left as they are), with the full build time (cold and warm, wall clock
 and CPU time) and the ``mkdocs serve`` rebuild time after editing one page.
 Not a test: nothing here fails on a number.
+
+To compare a change with an earlier commit on chosen pages only:
+``.venv/bin/python -m benchmarks.bench --quick --before main --page <path>/``
+(no baseline, no build times, runs interleaved; prints the medians, writes
+nothing).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -179,6 +185,19 @@ class Run:
 
 
 def lighthouse(url: str, out: Path) -> Run:
+    """One Lighthouse run; again (twice at most) if it found no first paint.
+
+    On a loaded machine headless Chromium now and then reports no paint at
+    all (NO_FCP), and Lighthouse then gives no performance score.
+    """
+    for _ in range(2):
+        run = lighthouse_once(url, out)
+        if run is not None:
+            return run
+    return lighthouse_once(url, out) or sys.exit(f"no performance score for {url}")
+
+
+def lighthouse_once(url: str, out: Path) -> Run | None:
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
             [
@@ -200,6 +219,8 @@ def lighthouse(url: str, out: Path) -> Run:
         sys.exit(f"lighthouse failed for {url}:\n{result.stderr[-3000:]}")
     report = json.loads(out.read_text())
     cats, audits = report["categories"], report["audits"]
+    if cats["performance"]["score"] is None:
+        return None
     items = audits["network-requests"]["details"]["items"]
     return Run(
         performance=cats["performance"]["score"] * 100,
@@ -365,6 +386,29 @@ def report(
     write_section(out, section)
 
 
+def quick_table(sites: list[Site], sample: list[str]) -> str:
+    """The medians of a --quick run, with each run's score and blocking time."""
+    lines = [
+        f"load average {LOAD['start']:.1f} at the start, {LOAD['end']:.1f} "
+        f"at the end; {RUNS} runs per page",
+        "",
+        "| page | site | perf | runs | TBT ms | runs | LCP ms |",
+        "|---|---|--:|---|--:|---|--:|",
+    ]
+    for page in sample:
+        for site in sites:
+            runs = site.runs[page]
+            lines.append(
+                f"| {page or 'home'} | {site.name} "
+                f"| {site.median(page, 'performance'):.0f} "
+                f"| {' '.join(f'{r.performance:.0f}' for r in runs)} "
+                f"| {site.median(page, 'tbt'):.0f} "
+                f"| {' '.join(f'{r.tbt:.0f}' for r in runs)} "
+                f"| {site.median(page, 'lcp'):.0f} |"
+            )
+    return "\n".join(lines)
+
+
 NOTES: dict[str, str] = {}
 LOAD: dict[str, float] = {}
 
@@ -426,6 +470,19 @@ def main() -> int:
         default=str(ROOT / "benchmarks" / "notes.md"),
         help="text appended to the results (what the numbers mean)",
     )
+    parser.add_argument(
+        "--page",
+        action="append",
+        default=[],
+        help="measure this page (path under the site, e.g. message-queues/) "
+        "instead of the sample; repeatable",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only this site and the --before refs, built once, no build times "
+        "and no baseline; prints the medians and writes nothing",
+    )
     args = parser.parse_args()
     if not LIGHTHOUSE.exists():
         sys.exit("Lighthouse is missing: run `make bench`, which runs `npm ci` first")
@@ -456,12 +513,24 @@ def main() -> int:
         sites.append(Site(ref, WORK / f"site-{ref}"))
         # An older commit may not pass today's strict checks; it is only measured.
         builds[ref] = Build(ref_src / "mkdocs.yml", "site", strict=False)
-    sites.append(Site("baseline", WORK / "baseline"))
-    builds["baseline"] = Build(src / "mkdocs.yml", "baseline", strict=False)
+    if not args.quick:
+        sites.append(Site("baseline", WORK / "baseline"))
+        builds["baseline"] = Build(src / "mkdocs.yml", "baseline", strict=False)
 
     for site in sites:
         build = builds[site.name]
         print(f"building {site.name} ...", flush=True)
+        if args.quick:
+            result = build_site(
+                site.root,
+                mode=build.mode,
+                config=build.config,
+                strict=build.strict,
+                site_url=SITE_URL,
+            )
+            if result.returncode:
+                sys.exit(f"build failed ({build.config}):\n{result.stderr[-3000:]}")
+            continue
         cold, warm = timed_build(build, site.root)
         site.build, site.build_cpu = warm.wall, warm.cpu
         site.cold, site.cold_cpu = cold.wall, cold.cpu
@@ -475,31 +544,44 @@ def main() -> int:
         site.rebuild = serve_rebuild(build, edited)
         print(f"  rebuild {site.rebuild:.2f} s", flush=True)
 
-    sample = [*SAMPLE, heaviest(sites[0].root)]
+    sample = args.page or [*SAMPLE, heaviest(sites[0].root)]
     sample = list(dict.fromkeys(sample))
     reports = WORK / "lighthouse"
     reports.mkdir()
-    for site in sites:
-        with serve(site.root, compress=True) as server:
-            url = server.url
-            for page in sample:
+    # All sites served at once and their runs interleaved (run 1 of every
+    # site, then run 2, ...), so that the load of a shared machine falls on
+    # every site alike.
+    with contextlib.ExitStack() as stack:
+        urls = {
+            site.name: stack.enter_context(serve(site.root, compress=True)).url
+            for site in sites
+        }
+        for page in sample:
+            slug = page.strip("/").replace("/", "_") or "home"
+            for site in sites:
                 site.runs[page] = []
-                for run in range(RUNS):
-                    slug = page.strip("/").replace("/", "_") or "home"
+            for run in range(RUNS):
+                for site in sites:
                     out = reports / f"{site.name}-{slug}-{run}.json"
-                    site.runs[page].append(lighthouse(url + page, out))
+                    site.runs[page].append(lighthouse(urls[site.name] + page, out))
+            for site in sites:
                 print(
                     f"lighthouse {site.name} {page or 'home'}: perf "
                     f"{site.median(page, 'performance'):.0f}, "
+                    f"TBT {site.median(page, 'tbt'):.0f} ms, "
                     f"{kb(site.median(page, 'transfer'))} KB",
                     flush=True,
                 )
-                if site.name == "site" and has_diagram(site.root, page):
-                    DIAGRAM_ON_SCROLL[(site.name, page)] = diagram_bytes_on_scroll(
-                        url + page
-                    )
+            ours = sites[0]
+            if not args.quick and has_diagram(ours.root, page):
+                DIAGRAM_ON_SCROLL[(ours.name, page)] = diagram_bytes_on_scroll(
+                    urls[ours.name] + page
+                )
 
     LOAD["end"] = os.getloadavg()[0]
+    if args.quick:
+        print(quick_table(sites, sample))
+        return 0
     notes = Path(args.notes)
     if notes.exists():
         NOTES["text"] = "\n" + notes.read_text()

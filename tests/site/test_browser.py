@@ -294,6 +294,19 @@ def test_copy_a_link_menu_copies_the_section_address(
 
 
 SCHEME = "() => document.body.getAttribute('data-md-color-scheme')"
+# The page's color-scheme tags (partials/start-up.html keeps one, in step with
+# the palette) and whether transitions are still turned off.
+COLOR_SCHEME_TAGS = (
+    "() => [...document.querySelectorAll('meta[name=color-scheme]')]"
+    ".map(tag => tag.content).join(' ')"
+)
+SWITCHING = "() => document.body.hasAttribute('data-md-color-switching')"
+
+
+def wait_for_tags(page: Any, expected: str) -> None:
+    page.wait_for_function(
+        f"expected => ({COLOR_SCHEME_TAGS})() === expected", arg=expected
+    )
 
 
 def test_light_dark_toggle_works_and_is_remembered(
@@ -304,27 +317,57 @@ def test_light_dark_toggle_works_and_is_remembered(
     problems = watch(page, site_server)
     open_page(page, site_server.url)
     assert page.evaluate(SCHEME) == "default"
+    assert page.evaluate(COLOR_SCHEME_TAGS) == "light"
+    assert not page.evaluate(SWITCHING), "transitions left off after start-up"
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
 
     page.locator("form[data-md-component='palette'] label:visible").click()
     page.wait_for_function(f"() => ({SCHEME})() === 'slate'")
+    wait_for_tags(page, "dark")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") != (
         background
     ), "the dark palette did not change the page"
+    page.wait_for_function(f"() => !({SWITCHING})()")
 
     reload_page(page)
     assert page.evaluate(SCHEME) == "slate", "not remembered across a reload"
+    assert page.evaluate(COLOR_SCHEME_TAGS) == "dark"
 
     page.click("a.md-tabs__link[href$='message-queues/']")  # instant navigation
     page.wait_for_selector("h1#message-queues")
     assert page.evaluate(SCHEME) == "slate", "not remembered on navigation"
+    assert page.evaluate(COLOR_SCHEME_TAGS) == "dark"
 
     open_page(page, site_server.url + "about/")
     assert page.evaluate(SCHEME) == "slate", "not remembered on a new page load"
 
     page.locator("form[data-md-component='palette'] label:visible").click()
     page.wait_for_function(f"() => ({SCHEME})() === 'default'")
+    wait_for_tags(page, "light")
     reload_page(page)
     assert page.evaluate(SCHEME) == "default"
+    assert page.evaluate(COLOR_SCHEME_TAGS) == "light"
+    context.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_first_visit_follows_a_dark_system_preference(
+    browser: Any, site_server: Server
+) -> None:
+    # Nothing stored yet: the theme picks the palette whose media query
+    # matches, a change from the page's default palette at start-up.
+    context = browser.new_context(color_scheme="dark")
+    page = context.new_page()
+    problems = watch(page, site_server)
+    open_page(page, site_server.url + CODE_PAGE)
+    page.wait_for_function(f"() => ({SCHEME})() === 'slate'")
+    wait_for_tags(page, "dark")
+    page.wait_for_function(f"() => !({SWITCHING})()")
+    assert (
+        page.evaluate(
+            "getComputedStyle(document.querySelector('.md-header')).colorScheme"
+        )
+        == "dark"
+    )
     context.close()
     assert not problems, "\n".join(problems)

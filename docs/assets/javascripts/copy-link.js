@@ -47,8 +47,8 @@
   function decorate(heading) {
     if (heading.querySelector(".cp-copy")) return;
     var url = pageAddress() + "#" + heading.id;
-    var markdown =
-      "[" + markdownText(pageTitle()) + " — " + markdownText(headingText(heading)) + "](" + url + ")";
+    var text = headingText(heading);
+    var markdown = "[" + markdownText(pageTitle()) + " — " + markdownText(text) + "](" + url + ")";
 
     var wrapper = document.createElement("span");
     wrapper.className = "cp-copy";
@@ -65,7 +65,7 @@
     var toggle = wrapper.querySelector(".cp-copy__toggle");
     var menu = wrapper.querySelector(".cp-copy__menu");
     var status = wrapper.querySelector(".cp-copy__status");
-    toggle.setAttribute("aria-label", "Copy a link to the section " + headingText(heading));
+    toggle.setAttribute("aria-label", "Copy a link to the section " + text);
     toggle.title = "Copy a link to this section";
 
     toggle.addEventListener("click", function (event) {
@@ -94,10 +94,16 @@
     heading.appendChild(wrapper);
   }
 
+  /* Not in the task that starts the page: the theme mounts its components
+     in that one, and a long page has some fifty headings. When the browser
+     is next idle (or after a second at the latest), the buttons are there. */
+  var later = window.requestIdleCallback || function (run) { return setTimeout(run, 1); };
+
   function decorateAll() {
-    document
-      .querySelectorAll(".md-content h2[id], .md-content h3[id], .md-content h4[id]")
-      .forEach(decorate);
+    var headings = document.querySelectorAll(
+      ".md-content h2[id], .md-content h3[id], .md-content h4[id]"
+    );
+    later(function () { headings.forEach(decorate); }, { timeout: 1000 });
   }
 
   document.addEventListener("click", function (event) {
