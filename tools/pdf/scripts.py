@@ -1,7 +1,8 @@
 """The scripts that run in Chromium's copy of the print page (tools/pdf/prerender.py).
 
 * ``TAKE_DIAGRAMS`` runs before the page's own scripts: it takes each
-  diagram's source out of the page, so that no script draws it first.
+  diagram's source out of the page, so that no script draws it first, and
+  keeps the book off the screen until ``PRERENDER`` is done with it.
 * ``PRERENDER`` runs once the page's scripts have run: each block of it is one
   change that makes the page a book (diagrams as SVG, the cover, addresses,
   tabs, icons, links, code runs); it returns what went wrong.
@@ -212,6 +213,10 @@ async ({cover, addresses, siteUrl}) => {
   book.querySelectorAll(".headerlink, button, .md-clipboard, .cp-copy").forEach(remove);
   document.querySelectorAll("script").forEach(remove);
 
+  // Shown again (TAKE_DIAGRAMS hid it).
+  book.style.removeProperty("display");
+  if (!book.getAttribute("style")) book.removeAttribute("style");
+
   // The book is the cover and the print page's content, nothing around it.
   const body = document.createElement("body");
   const article = document.createElement("article");
@@ -228,6 +233,10 @@ async ({cover, addresses, siteUrl}) => {
 # page, so that no script draws it before PRERENDER does.
 TAKE_DIAGRAMS = """
 document.addEventListener("DOMContentLoaded", () => {
+  // The book is not drawn on screen until PRERENDER is done: each diagram
+  // drawn would make Chromium lay out the whole book again, page after page.
+  // (Styles are still computed, which is all that PRERENDER reads.)
+  document.getElementById("print-site-page")?.style.setProperty("display", "none");
   for (const pre of document.querySelectorAll("pre.mermaid")) {
     const figure = document.createElement("div");
     figure.className = "cp-diagram";
