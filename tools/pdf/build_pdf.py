@@ -8,7 +8,8 @@ Three steps, one module each:
 2. **Pre-render in Chromium** (tools/pdf/prerender.py, with the scripts of
    tools/pdf/scripts.py): the print page's scripts run once, the diagrams are
    drawn to SVG, the page becomes a book (cover, addresses, links, code runs)
-   and is split into parts.
+   and is split into parts. The theme's stylesheets are cut down to the rules
+   that can apply to the book (tools/pdf/styles.py).
 3. **Lay out with WeasyPrint, in parallel** (tools/pdf/layout.py, with the
    changes to WeasyPrint of tools/pdf/weasy.py and the stylesheet
    tools/pdf/print.css): each part in a process of its own; the contents last,
@@ -30,6 +31,7 @@ from tools.pdf.book import ROOT, Book, BookError
 from tools.pdf.layout import jobs, write_pdf
 from tools.pdf.prerender import broken_links, prerender
 from tools.pdf.print_site import build_print_site, page_addresses
+from tools.pdf.styles import prune
 
 __all__ = ["PDF", "PRINT_SITE", "Book", "BookError", "build", "main"]
 
@@ -66,8 +68,9 @@ def build(
         raise BookError(
             f"links to no place in the book ({prerendered}): " + ", ".join(broken)
         )
+    parts = prune(book_html.document, prerendered, book_html.parts)
     done("pre-render in Chromium")
-    write_pdf(book_html.parts, prerendered, target)
+    write_pdf(parts, prerendered, target)
     done("layout and join")
     return target
 
