@@ -8,8 +8,9 @@ configuration; mkdocs.yml itself is never copied or edited. What may change:
 
 * ``mode``: ``site`` (the published site), ``offline`` (Material's offline
   plugin, for ``make offline``), ``pdf`` (the print-site plugin, for
-  ``make pdf``): switched by the environment variables that mkdocs.yml reads
-  (``CP_OFFLINE``, ``CP_PRINT_SITE``); ``baseline`` (a default Material site
+  ``make pdf``, without the search index): switched by the environment
+  variables that mkdocs.yml reads (``CP_OFFLINE``, ``CP_PRINT_SITE``,
+  ``CP_SEARCH``); ``baseline`` (a default Material site
   over the same pages, for ``make bench``: no theme overrides, hooks, extra
   CSS or JavaScript; the same Markdown extensions and API reference);
 * ``docs_dir``, ``site_dir``, ``nav``, ``site_url``: the keys of the same name;
@@ -48,10 +49,11 @@ INPUTS = ("docs", "snippets", "overrides", "tools", "links", "mkdocs.yml")
 Mode = Literal["site", "offline", "pdf", "baseline"]
 MODES: tuple[Mode, ...] = ("site", "offline", "pdf", "baseline")
 SWITCHES: dict[Mode, dict[str, str]] = {
-    "site": {"CP_OFFLINE": "false", "CP_PRINT_SITE": "false"},
-    "offline": {"CP_OFFLINE": "true", "CP_PRINT_SITE": "false"},
-    "pdf": {"CP_OFFLINE": "false", "CP_PRINT_SITE": "true"},
-    "baseline": {"CP_OFFLINE": "false", "CP_PRINT_SITE": "false"},
+    "site": {"CP_OFFLINE": "false", "CP_PRINT_SITE": "false", "CP_SEARCH": "true"},
+    "offline": {"CP_OFFLINE": "true", "CP_PRINT_SITE": "false", "CP_SEARCH": "true"},
+    # The book needs no search index (a tenth of the build's time).
+    "pdf": {"CP_OFFLINE": "false", "CP_PRINT_SITE": "true", "CP_SEARCH": "false"},
+    "baseline": {"CP_OFFLINE": "false", "CP_PRINT_SITE": "false", "CP_SEARCH": "true"},
 }
 
 

@@ -1,1 +1,1 @@
-"""The whole guide as one PDF (``make pdf``): build_pdf.py and print.css."""
+"""The whole guide as one PDF (``make pdf``): build_pdf.py runs the steps, print.css."""

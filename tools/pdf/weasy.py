@@ -1,5 +1,5 @@
 """Two changes to how WeasyPrint lays out the book, applied in the process that
-lays it out (tools/pdf/build_pdf.py); written against WeasyPrint 70.
+lays it out (tools/pdf/layout.py); written against WeasyPrint 70.
 
 * **Page numbers from an offset.** The book is laid out in parts, one process
   each, side by side. A part's page numbers depend on how many pages come

@@ -1,0 +1,148 @@
+"""Step 2 of ``make pdf``: pre-render the print page in Chromium.
+
+Playwright opens the print page from ``file://`` in Debian's Chromium
+(tools/browser.py) and runs its scripts once; then the scripts of
+tools/pdf/scripts.py draw every mermaid diagram to SVG (text labels, no HTML
+inside the SVG, which WeasyPrint cannot lay out), add the cover and each
+page's web address, keep each content tab's label with its block, turn
+admonition icons into inline SVG, replace each page's API reference with a
+link to it on the web, mark each chapter's last lines to stay together, make
+runs of code tokens drawn alike one run of text (each token is a box to lay
+out and draw), and split the book into parts. The result is saved without
+scripts. Material's own script is not run: it would draw the diagrams into a
+closed shadow root and add buttons that mean nothing on paper.
+
+Chromium may read files and nothing else.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.pdf.book import Book, BookError, cover_html, head_metadata
+from tools.pdf.join import PART_LINK
+from tools.pdf.scripts import PRERENDER, SPLIT, TAKE_DIAGRAMS
+
+# The vendored diagram library, in the built site.
+MERMAID = "assets/vendor/mermaid/mermaid.min.js"
+# Scripts of the site that the book does without (see above).
+SKIPPED_SCRIPTS = re.compile(r"/javascripts/(bundle\.[0-9a-f]+\.min|copy-link)\.js$")
+
+
+@dataclass(frozen=True)
+class Prerendered:
+    """The pre-rendered book: whole, and in parts to lay out side by side."""
+
+    document: str
+    parts: list[str]  # the cover and the contents first, then the chapters
+
+
+def prerender(
+    print_page: Path, book: Book, addresses: dict[str, str], jobs: int = 1
+) -> Prerendered:
+    """Run the print page in Chromium; return its HTML, ready for WeasyPrint.
+
+    ``jobs``: how many parts the chapters are split into.
+    """
+    from playwright.sync_api import Route
+
+    from tools import browser
+
+    try:
+        browser.require()
+    except browser.NoChromium as error:
+        raise BookError(str(error)) from None
+
+    refused: list[str] = []
+
+    def only_files(route: Route) -> None:
+        url = route.request.url
+        if not url.startswith("file://"):
+            refused.append(url)
+            route.abort()
+        elif SKIPPED_SCRIPTS.search(url):
+            route.fulfill(body="", content_type="text/javascript")
+        else:
+            route.continue_()
+
+    with browser.chromium() as chromium:
+        page = chromium.new_page()
+        page.route("**/*", only_files)
+        page.add_init_script(TAKE_DIAGRAMS)
+        page.goto(print_page.as_uri(), wait_until="load")
+        if not page.evaluate("typeof mermaid !== 'undefined'"):
+            # However the site loads the diagram library, the book needs it now.
+            library = print_page.parent.parent / MERMAID
+            if not library.exists():
+                raise BookError(f"the diagram library is not at {library}")
+            page.add_script_tag(path=library)
+        problems = page.evaluate(
+            PRERENDER,
+            {
+                "cover": cover_html(book),
+                "addresses": addresses,
+                "siteUrl": book.site_url,
+            },
+        )
+        document = page.content()
+        sizes = page.evaluate(
+            "() => [...document.getElementById('print-site-page').children]"
+            ".map(section => section.innerHTML.length)"
+        )
+        groups = [[0], *parts_of(sizes[1:], jobs, first=1)]
+        parts = page.evaluate(SPLIT, {"groups": groups, "link": PART_LINK})
+    if refused:
+        raise BookError("the print page asked for other hosts: " + ", ".join(refused))
+    if problems:
+        raise BookError("\n".join(problems))
+    return Prerendered(finish(document, book), [finish(part, book) for part in parts])
+
+
+def finish(document: str, book: Book) -> str:
+    """The book's title, metadata and language in a document's head."""
+    document = re.sub(r"<title>.*?</title>", "", document, count=1, flags=re.S)
+    document = document.replace("<head>", "<head>" + head_metadata(book), 1)
+    return re.sub(r"<html\b[^>]*>", f'<html lang="{book.language}">', document, count=1)
+
+
+def parts_of(sizes: list[int], jobs: int, first: int = 0) -> list[list[int]]:
+    """Split sections in order into at most ``jobs`` runs of about equal size.
+
+    Returns each run's section indexes, counted from ``first``; the largest
+    run is as small as it can be.
+    """
+    count = len(sizes)
+    jobs = max(1, min(jobs, count))
+    prefix = [0]
+    for size in sizes:
+        prefix.append(prefix[-1] + size)
+    # best[k][i]: the largest run when the first i sections make k runs.
+    best = [[float("inf")] * (count + 1) for _ in range(jobs + 1)]
+    cut = [[0] * (count + 1) for _ in range(jobs + 1)]
+    best[0][0] = 0
+    for k in range(1, jobs + 1):
+        for i in range(1, count + 1):
+            for j in range(k - 1, i):
+                largest = max(best[k - 1][j], prefix[i] - prefix[j])
+                if largest < best[k][i]:
+                    best[k][i], cut[k][i] = largest, j
+    runs, end = [], count
+    for k in range(jobs, 0, -1):
+        start = cut[k][end]
+        runs.append(list(range(first + start, first + end)))
+        end = start
+    return [run for run in reversed(runs) if run]
+
+
+def broken_links(document: str) -> list[str]:
+    """Internal links of the book that point at no element of it."""
+    ids = set(re.findall(r'\sid="([^"]+)"', document))
+    targets = re.findall(r'<a\b[^>]*\shref="#([^"]*)"', document)
+    return sorted({html.unescape(t) for t in targets} - {html.unescape(i) for i in ids})
+
+
+# --------------------------------------------------------------------------- #
+# Step 3: lay out with WeasyPrint
