@@ -17,6 +17,7 @@ import pytest
 
 from tests.site.conftest import Server
 from tools.browser import ALL_DIAGRAMS_RENDERED, OPEN_SHADOW_ROOTS
+from tools.links import is_redirect_page
 from tools.page_checks import DOCS
 
 __all__ = [
@@ -50,7 +51,11 @@ def reload_page(page: Any) -> None:
 
 
 def page_urls(server: Server) -> list[str]:
-    pages = sorted(server.root.rglob("index.html"))
+    """Every page of the site; forwarding pages of moved pages are checked in
+    tests/site/test_links.py (they leave at once, so their load is aborted)."""
+    pages = sorted(
+        p for p in server.root.rglob("index.html") if not is_redirect_page(p)
+    )
     return [server.url + str(p.parent.relative_to(server.root)) + "/" for p in pages]
 
 

@@ -243,6 +243,16 @@ def test_malformed_redirects_file_names_file_and_line(tmp_path: Path) -> None:
             "lazy-loading/thread-safe-lazy-init/#snippets.lazy_loading.thread_safe_lazy_init.gone",
             "lazy-loading/thread-safe-lazy-init/#api",
         ),
+        # two real pages merged into one (links/redirects.yml): each old
+        # #problem lands on its own page's section
+        (
+            "code-splitting/bounded-fan-out/#problem",
+            "code-splitting/parallel-batch-jobs/#fan-out-problem",
+        ),
+        (
+            "code-splitting/splitter-aggregator/#problem",
+            "code-splitting/parallel-batch-jobs/#aggregator-problem",
+        ),
     ],
 )
 def test_an_old_link_lands_on_the_new_place(
