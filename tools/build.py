@@ -241,18 +241,20 @@ def current_site(site_dir: Path = SITE) -> tuple[Path, str]:
 
 def _baseline(raw: dict[str, Any]) -> dict[str, Any]:
     """Overrides that turn this site into a default Material site."""
-    plugins = [
-        plugin
-        for plugin in raw.get("plugins", [])
-        if isinstance(plugin, dict) and "mkdocstrings" in plugin
-    ]
+    # A mapping, not a list of one-key mappings: MkDocs pops the key out of
+    # each list item as it reads it, and `mkdocs serve` reads the same
+    # overrides again on every rebuild ("Invalid Plugins configuration").
+    plugins: dict[str, Any] = {"search": {}}
+    for plugin in raw.get("plugins", []):
+        if isinstance(plugin, dict) and "mkdocstrings" in plugin:
+            plugins["mkdocstrings"] = plugin["mkdocstrings"]
     return {
         "theme": {"name": "material"},
         "hooks": [],
         "extra_css": [],
         "extra_javascript": [],
         "extra": {},
-        "plugins": ["search", *plugins],
+        "plugins": plugins,
     }
 
 
