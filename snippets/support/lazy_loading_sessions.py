@@ -192,4 +192,4 @@ async def _answer(server: SearchServer, task: asyncio.Task[None], query: str) ->
         server.release(query)
     if query in server.arrived:
         await server.wait_settled(query)  # answered, or the client left
-    await asyncio.wait({task}, timeout=5)  # shown, discarded or cancelled
+    await asyncio.wait({task}, timeout=30)  # shown, discarded or cancelled

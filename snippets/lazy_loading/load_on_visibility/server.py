@@ -132,12 +132,12 @@ class SearchServer:
         """Let the search for `query` finish (now, or as soon as it arrives)."""
         _event(self._gates, query).set()
 
-    async def wait_arrived(self, query: str, timeout: float = 5.0) -> None:
+    async def wait_arrived(self, query: str, timeout: float = 30.0) -> None:
         """Wait until a request for `query` has arrived (bounded)."""
         async with asyncio.timeout(timeout):
             await _event(self._arrivals, query).wait()
 
-    async def wait_settled(self, query: str, timeout: float = 5.0) -> None:
+    async def wait_settled(self, query: str, timeout: float = 30.0) -> None:
         """Wait until the request for `query` was answered or aborted (bounded)."""
         async with asyncio.timeout(timeout):
             await _event(self._settled, query).wait()
