@@ -75,6 +75,7 @@ from snippets.support.code_splitting_batches import (
     work,
 )
 from snippets.support.code_splitting_origin import PartServer
+from tests.code_splitting.conftest import running_part_server
 from tools.errors import ErrorRecorder
 
 T = TypeVar("T")
@@ -220,15 +221,8 @@ EXPECTED = [f"part {name}" for name in NAMES]
 
 @pytest.fixture
 def server() -> Iterator[PartServer]:
-    with PartServer(max_active=CAP) as srv:
-        thread = threading.Thread(target=srv.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield srv
-        finally:
-            srv.gate.set()
-            srv.shutdown()
-            thread.join(timeout=WAIT)
+    with running_part_server(max_active=CAP) as srv:
+        yield srv
 
 
 def held_until(server: PartServer, active: int, start: Callable[[], T]) -> T:

@@ -20,6 +20,7 @@ from snippets.code_splitting.single_flight_loader.naive import (
     PoisonedLoader,
 )
 from snippets.support.code_splitting_origin import PartServer
+from tests.code_splitting.conftest import running_part_server
 
 CALLERS = 50
 WAIT = 10.0
@@ -27,15 +28,8 @@ WAIT = 10.0
 
 @pytest.fixture
 def server() -> Iterator[PartServer]:
-    with PartServer() as srv:
-        thread = threading.Thread(target=srv.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield srv
-        finally:
-            srv.gate.set()
-            srv.shutdown()
-            thread.join(timeout=WAIT)
+    with running_part_server() as srv:
+        yield srv
 
 
 def fetched(server: PartServer, name: str) -> int:
