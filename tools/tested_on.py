@@ -273,20 +273,19 @@ def stamp_line(stamp: dict[str, Any]) -> str:
 
 
 # The patterns by their page: found once per build, not once per page.
-_index: dict[str, dict[Path, Pattern]] = {}
+_by_page: dict[Path, Pattern] = {}
 
 
 def on_pre_build(**kwargs: Any) -> None:
-    _index.clear()
+    _by_page.clear()
 
 
 def on_page_content(html_text: str, page: Any, **kwargs: Any) -> str:
     """Insert the pattern's stamp under the page's title."""
-    if "pages" not in _index:
-        pages = _index["pages"] = {}
+    if not _by_page:
         for found in patterns():
-            pages.setdefault(found.page.resolve(), found)
-    pattern = _index["pages"].get(Path(page.file.abs_src_path or "").resolve())
+            _by_page.setdefault(found.page.resolve(), found)
+    pattern = _by_page.get(Path(page.file.abs_src_path or "").resolve())
     if pattern is None:
         return html_text
     problem = stamp_problem(pattern)
