@@ -50,10 +50,8 @@ def race_rows(server: str, keep_alive: int, nginx_timeout: str) -> list[str]:
             proxy([app.port], keepalive_timeout=nginx_timeout) as nginx,
         ):
             for method in methods:
-                before = orders(counter)
                 outcome = race(nginx, app, method)
-                placed = orders(counter) - before
-                counted = f"{placed} of 2" if method == "POST" else "-"
+                counted = f"{outcome.placed} of 2" if method == "POST" else "-"
                 closed = "yes" if outcome.app_closed_first else "no"
                 cells = (server, f"{keep_alive} s", nginx_timeout, method, closed)
                 rows.append(_row(*cells, outcome.status, counted))
@@ -91,9 +89,8 @@ def show_retry() -> list[str]:
         with app_server("uvicorn", SHORT, counter) as app:
             for path, rule in RULES.items():
                 with proxy([app.port]) as nginx:
-                    before = orders(counter)
                     outcome = race(nginx, app, "POST", path)
-                    placed = f"{orders(counter) - before} for 2 POSTs"
+                    placed = f"{outcome.placed} for 2 POSTs"
                     failure = "the app closed the connection"
                     lines.append(RETRY.format(rule, failure, outcome.status, placed))
         counter.unlink()
