@@ -114,7 +114,8 @@ class Service:
     """The demo service as a child process, with its stdout read line by line."""
 
     def __init__(self, argv: list[str], stdin: int | None = None) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # faulthandler: SIGABRT prints every thread's stack (`stacks`).
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
@@ -164,6 +165,12 @@ class Service:
 
     def wait(self, timeout: float) -> int:
         return self.proc.wait(timeout=timeout)
+
+    def stacks(self) -> str:
+        """Abort a process that hangs; what it was doing (every thread's stack)."""
+        self.proc.send_signal(signal.SIGABRT)
+        self.proc.wait(timeout=5)
+        return self.stderr()
 
     def kill(self) -> None:
         if self.proc.poll() is None:

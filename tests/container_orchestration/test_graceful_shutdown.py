@@ -269,7 +269,10 @@ def test_pool_acks_or_hands_back_a_job_fetched_while_it_was_stopping(
     services.append(service)
     service.expect("fetching late-job")
     service.signal(signal.SIGTERM)
-    code = service.wait(timeout=10)
+    try:
+        code = service.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"running 10 s after SIGTERM; its threads:\n{service.stacks()}")
     lines = service.rest()
     settled = acks(lines, "ack") + acks(lines, "nack")
 
