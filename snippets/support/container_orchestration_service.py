@@ -193,7 +193,11 @@ def get(port: int, path: str, timeout: float = 20.0) -> str:
         return str(response.status)
     except ConnectionRefusedError:
         return "refused"
-    except (ConnectionResetError, http.client.RemoteDisconnected):
+    except (
+        ConnectionResetError,
+        http.client.RemoteDisconnected,
+        http.client.IncompleteRead,  # the connection closed inside the body
+    ):
         return "dropped"
     finally:
         conn.close()

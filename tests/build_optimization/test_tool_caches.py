@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -140,14 +141,66 @@ def test_a_cache_from_another_mypy_version_is_discarded_not_trusted(
 # --------------------------------------------------------------------------- #
 
 
-def test_two_processes_on_one_cache_both_succeed(tmp_path: Path) -> None:
+LOCKED = "sqlite3.OperationalError: database is locked"
+
+
+def test_two_cold_runs_on_one_cache_finish_or_crash_opening_it(tmp_path: Path) -> None:
+    """Both open the new database at once: each either finishes, or dies
+    opening it (``PRAGMA journal_mode=WAL`` in ``connect_db``, INTERNAL
+    ERROR, exit status 2). Which one happens depends on timing; what follows
+    does not: the runs that finish agree, and the cache is complete."""
     project = write_project(tmp_path / "p")
     cache = tmp_path / "cache"
-    runs = together(project, cache, ())
-    assert len(runs) == 2
+    runs, crashes = together(project, cache, ("--show-traceback",))
+    assert len(runs) + len(crashes) == 2
+    assert runs, "at least one run finishes"
+    for crash in crashes:
+        assert "INTERNAL ERROR" in crash and "connect_db" in crash and LOCKED in crash
+    assert [run.exit_code for run in runs] == [0] * len(runs)
+    assert len({run.report for run in runs}) == 1
+    assert run_mypy(project, cache).rechecked == ()  # complete, consistent
+
+
+def test_a_cache_database_held_by_another_process_stops_mypy(
+    tmp_path: Path, error_record: ErrorRecorder
+) -> None:
+    """The same death, made certain: another connection holds a write lock
+    on a shard for longer than sqlite3's 5 s busy timeout."""
+    project = write_project(tmp_path / "p")
+    cache = tmp_path / "cache"
+    shard = cache / "3.11" / "cache.0.db"  # the project pins python_version 3.11
+    shard.parent.mkdir(parents=True)
+    holder = sqlite3.connect(shard, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(RuntimeError) as crash:
+            run_mypy(project, cache, "--show-traceback")
+    finally:
+        holder.close()
+    text = str(crash.value)
+    assert text.startswith("mypy failed (2)") and "connect_db" in text
+    assert [line for line in text.splitlines() if line.startswith("sqlite3.")] == [
+        LOCKED
+    ]
+    error_record(
+        LOCKED,
+        id="mypy-cache-locked",
+        component="mypy",
+        version=version("mypy"),
+        section="trade-offs",
+    )
+
+
+def test_two_runs_one_at_a_time_on_one_cache_both_finish(tmp_path: Path) -> None:
+    """The fix for a shared cache: a lock around each run (``flock``)."""
+    project = write_project(tmp_path / "p")
+    cache = tmp_path / "cache"
+    runs, crashes = together(project, cache, (), one_at_a_time=True)
+    assert crashes == []
     assert [run.exit_code for run in runs] == [0, 0]
     assert runs[0].report == runs[1].report
-    assert run_mypy(project, cache).rechecked == ()  # complete, consistent
+    cold, warm = runs  # the second to get the lock finds the first's cache
+    assert (len(cold.rechecked), warm.rechecked) == (MODULES, ())
 
 
 def test_a_killed_run_leaves_a_cache_the_next_run_repairs(tmp_path: Path) -> None:

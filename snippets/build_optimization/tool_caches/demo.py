@@ -12,6 +12,7 @@ directory and runs the mypy, dmypy and ruff of the running interpreter
 
 from __future__ import annotations
 
+import fcntl
 import sys
 import tempfile
 import threading
@@ -118,21 +119,37 @@ def show_version() -> list[str]:
     return lines
 
 
-def together(project: Path, cache: Path, flags: tuple[str, ...]) -> list[MypyRun]:
-    """Two mypy processes on one cache directory, started at the same moment."""
+def together(
+    project: Path, cache: Path, flags: tuple[str, ...], *, one_at_a_time: bool = False
+) -> tuple[list[MypyRun], list[str]]:
+    """Two mypy processes on one cache directory, started at the same moment.
+
+    Returns the runs that finished and the errors of those that crashed
+    (mypy's exit status 2). With ``one_at_a_time`` each holds an exclusive
+    lock on ``<cache>.lock`` while it runs, as ``flock <cache>.lock mypy ...``
+    (util-linux) would.
+    """
     start = threading.Barrier(2)
     runs: list[MypyRun] = []
+    crashes: list[str] = []
+    lock = cache.with_name(cache.name + ".lock")
 
     def one() -> None:
         start.wait(timeout=30)
-        runs.append(run_mypy(project, cache, *flags))
+        with open(lock, "a") as held:
+            if one_at_a_time:
+                fcntl.flock(held, fcntl.LOCK_EX)  # released when closed
+            try:
+                runs.append(run_mypy(project, cache, *flags))
+            except RuntimeError as crash:
+                crashes.append(str(crash))
 
     threads = [threading.Thread(target=one) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=150)
-    return runs
+    return runs, crashes
 
 
 def show_ruff() -> list[str]:

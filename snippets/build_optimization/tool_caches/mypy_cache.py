@@ -85,7 +85,9 @@ def run_mypy(
         timeout=timeout,
     )
     if result.returncode not in (0, 1):  # 2: mypy itself failed
-        raise RuntimeError(f"mypy failed ({result.returncode}): {result.stderr}")
+        # (with --show-traceback the traceback is on stdout)
+        output = result.stderr + result.stdout
+        raise RuntimeError(f"mypy failed ({result.returncode}): {output}")
     return MypyRun(
         exit_code=result.returncode,
         report=result.stdout,
