@@ -11,7 +11,7 @@
   the worker go on (SIGCONT). The worker then finds the client's request
   ready before the FIN, as it does when the two cross on a network. An
   attempt in which the FIN came first (this process held up for longer than
-  the app's keep-alive) is seen in the same table and made again.
+  the app's keep-alive) is seen in /proc/net/tcp too, and made again.
 """
 
 from __future__ import annotations
