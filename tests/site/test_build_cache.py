@@ -136,6 +136,46 @@ def test_search_sections_follow_the_html(
     assert sections(changed) == uncached(monkeypatch, lambda: sections(changed))
 
 
+def test_search_sections_of_every_page_are_the_plugins_own(built_site: Path) -> None:
+    """Parsed without the code's token spans, each page of the site gives the
+    sections the search plugin's own parser gives: the same ids, titles and
+    text (the index joins each list), and the spans really were taken out."""
+    search: Any = importlib.import_module("material.plugins.search.plugin")
+    own = search.Parser.__mro__[1]
+    assert own.__module__ == search.__name__, "the plugin's parser is not wrapped"
+
+    def joined(parser: Any, html: str) -> list[tuple[Any, ...]]:
+        parser.feed(html)
+        parser.close()
+        return [
+            (s.el.tag, s.depth, s.id, "".join(s.title), "".join(s.text))
+            for s in parser.data
+        ]
+
+    leaner = 0
+    for page in sorted(built_site.rglob("index.html")):
+        html = page.read_text()
+        lean = build_cache.without_token_spans(html)
+        leaner += lean.count("<span") < html.count("<span")
+        assert joined(own(), lean) == joined(own(), html), page
+    assert leaner > 50
+
+
+def test_a_code_block_with_other_spans_is_left_whole() -> None:
+    block = (
+        '<pre><span class="linenos" data-linenos="1 "></span>'
+        '<span class="n">x</span></pre>'
+    )
+    assert build_cache.without_token_spans(block) == block
+    plain = (
+        '<p><span class="n">x</span></p>'
+        '<pre><code><span class="n">x</span> <span>=</span></code></pre>'
+    )
+    assert build_cache.without_token_spans(plain) == (
+        '<p><span class="n">x</span></p><pre><code>x =</code></pre>'
+    )
+
+
 def test_formatted_signatures_follow_the_code_and_line_length(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
