@@ -25,7 +25,7 @@ from tests.conftest import ROOT, unavailable
 from tools import browser
 from tools.links import page_url
 from tools.page_checks import DOCS, heading_ids, outside_fences, page_kind
-from tools.pdf import build_pdf
+from tools.pdf import build_pdf, print_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -370,3 +370,21 @@ def test_metadata_and_embedded_fonts(book: Book) -> None:
         assert any(
             key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3")
         ), f"{name} is not embedded"
+
+
+def test_anchor_renaming_is_the_print_site_plugins(built_site: Path) -> None:
+    """The build's faster ``update_anchor_ids`` against the plugin's own, on
+    every page of the site and on an id whose value crosses a line."""
+    from mkdocs_print_site_plugin import urls
+
+    original = urls.update_anchor_ids
+    assert original.__module__ == urls.__name__, "the plugin's function is replaced"
+    renamed = 0
+    for page in sorted(built_site.rglob("index.html")):
+        html = page.read_text()
+        ours = print_site.update_anchor_ids(html, "key")
+        assert ours == original(html, "key"), page
+        renamed += ours != html
+    assert renamed > 50
+    across = '<h2 id="a\nb">A</h2>\n<p><span class="x"><li id="c">C</li></span></p>'
+    assert print_site.update_anchor_ids(across, "k") == original(across, "k")

@@ -8,7 +8,8 @@ page's web address, keep each content tab's label with its block, turn
 admonition icons into inline SVG, replace each page's API reference with a
 link to it on the web, mark each chapter's last lines to stay together, make
 runs of code tokens drawn alike one run of text (each token is a box to lay
-out and draw), and split the book into parts. The result is saved without
+out and draw; on paper operators and punctuation take the names' colour, so
+most runs are a line long), and split the book into parts. The result is saved without
 scripts. Material's own script is not run: it would draw the diagrams into a
 closed shadow root and add buttons that mean nothing on paper.
 
@@ -28,6 +29,17 @@ from tools.pdf.scripts import PRERENDER, SPLIT, TAKE_DIAGRAMS
 
 # The vendored diagram library, in the built site.
 MERMAID = "assets/vendor/mermaid/mermaid.min.js"
+# On paper, operators and punctuation print in the colour of the names
+# around them. The code-token merge below then makes most of a line one run of
+# text: about 28,000 of the book's 46,000 token spans were punctuation and
+# operators, each a box that WeasyPrint breaks into lines and draws on its own.
+# Saved with the page, so WeasyPrint reads it too.
+CODE_COLOURS = """
+.md-typeset .highlight {
+  --md-code-hl-operator-color: var(--md-code-hl-name-color);
+  --md-code-hl-punctuation-color: var(--md-code-hl-name-color);
+}
+"""
 # Scripts of the site that the book does without (see above).
 SKIPPED_SCRIPTS = re.compile(r"/javascripts/(bundle\.[0-9a-f]+\.min|copy-link)\.js$")
 
@@ -79,6 +91,7 @@ def prerender(
             if not library.exists():
                 raise BookError(f"the diagram library is not at {library}")
             page.add_script_tag(path=library)
+        page.add_style_tag(content=CODE_COLOURS)
         problems = page.evaluate(
             PRERENDER,
             {
