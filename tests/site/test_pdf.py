@@ -388,3 +388,29 @@ def test_anchor_renaming_is_the_print_site_plugins(built_site: Path) -> None:
     assert renamed > 50
     across = '<h2 id="a\nb">A</h2>\n<p><span class="x"><li id="c">C</li></span></p>'
     assert print_site.update_anchor_ids(across, "k") == original(across, "k")
+
+
+def test_diagrams_drawn_by_an_earlier_build_make_the_same_book(book: Book) -> None:
+    """The pre-render again, now with every diagram drawn by the book's own
+    build (.cache/build/diagram): none is drawn again, and the book's HTML is
+    the same, byte for byte."""
+    from tools import build_cache
+    from tools.pdf.layout import jobs
+    from tools.pdf.prerender import prerender
+    from tools.pdf.print_site import page_addresses
+
+    site = book.path.parent / "pdf-site"
+    first = (site / "print_page" / "book.html").read_text()
+    diagrams = first.count('class="cp-diagram"')
+    assert diagrams > 20
+    before = build_cache.stats()
+    again = prerender(
+        site / "print_page" / "index.html",
+        build_pdf.Book.from_project(),
+        page_addresses(site),
+        jobs(),
+    )
+    after = build_cache.stats()
+    assert after.get("diagram.miss", 0) == before.get("diagram.miss", 0)
+    assert after.get("diagram.hit", 0) - before.get("diagram.hit", 0) == diagrams
+    assert again.document == first

@@ -11,18 +11,23 @@ runs of code tokens drawn alike one run of text (each token is a box to lay
 out and draw; on paper operators and punctuation take the names' colour, so
 most runs are a line long), and split the book into parts. The result is saved without
 scripts. Material's own script is not run: it would draw the diagrams into a
-closed shadow root and add buttons that mean nothing on paper.
+closed shadow root and add buttons that mean nothing on paper. Drawing the
+diagrams is most of this step's time: each drawn diagram is kept under
+.cache/build (tools/build_cache.py), keyed by its source, the diagram library,
+the script and the browser, and the next build uses it.
 
 Chromium may read files and nothing else.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools import build_cache
 from tools.pdf.book import Book, BookError, cover_html, head_metadata
 from tools.pdf.join import PART_LINK
 from tools.pdf.scripts import PRERENDER, SPLIT, TAKE_DIAGRAMS
@@ -92,14 +97,23 @@ def prerender(
                 raise BookError(f"the diagram library is not at {library}")
             page.add_script_tag(path=library)
         page.add_style_tag(content=CODE_COLOURS)
-        problems = page.evaluate(
+        sources = page.evaluate(
+            "[...document.querySelectorAll('.cp-diagram')].map(f => f.dataset.source)"
+        )
+        salt = diagram_salt(print_page, chromium.version)
+        result = page.evaluate(
             PRERENDER,
             {
                 "cover": cover_html(book),
                 "addresses": addresses,
                 "siteUrl": book.site_url,
+                "drawn": drawn_diagrams(salt, sources),
+                "drawnId": DRAWN_ID,
             },
         )
+        problems = result["problems"]
+        for source, svg in result["rendered"].items():
+            build_cache.store("diagram", build_cache.key("diagram", salt, source), svg)
         document = page.content()
         sizes = page.evaluate(
             "() => [...document.getElementById('print-site-page').children]"
@@ -112,6 +126,37 @@ def prerender(
     if problems:
         raise BookError("\n".join(problems))
     return Prerendered(finish(document, book), [finish(part, book) for part in parts])
+
+
+# In a stored diagram, its own id (cp-diagram-<n>) reads this; mermaid starts
+# each id inside the SVG with it.
+DRAWN_ID = "cp-diagram-drawn"
+
+
+def diagram_salt(print_page: Path, chromium: str) -> list[str]:
+    """What a drawn diagram depends on besides its source: the diagram
+    library, the script that sets it up, and the browser that measures text."""
+    library = print_page.parent.parent / MERMAID
+    digest = (
+        hashlib.sha256(library.read_bytes()).hexdigest() if library.exists() else ""
+    )
+    return [digest, hashlib.sha256(PRERENDER.encode()).hexdigest(), chromium]
+
+
+def drawn_diagrams(salt: list[str], sources: list[str]) -> dict[str, str]:
+    """The diagrams of ``sources`` that an earlier build drew, by source.
+
+    Kept under .cache/build/diagram by tools/build_cache.py, like the site's
+    highlighted code: drawing them is most of the pre-render's time.
+    """
+    drawn: dict[str, str] = {}
+    if not build_cache.enabled():
+        return drawn
+    for source in sources:
+        svg = build_cache.load("diagram", build_cache.key("diagram", salt, source))
+        if isinstance(svg, str):
+            drawn[source] = svg
+    return drawn
 
 
 def finish(document: str, book: Book) -> str:

@@ -5,7 +5,8 @@
   keeps the book off the screen until ``PRERENDER`` is done with it.
 * ``PRERENDER`` runs once the page's scripts have run: each block of it is one
   change that makes the page a book (diagrams as SVG, the cover, addresses,
-  tabs, icons, links, code runs); it returns what went wrong.
+  tabs, icons, links, code runs); it returns what went wrong, and the
+  diagrams it drew (those not drawn by an earlier build).
 * ``SPLIT`` runs last and returns the book's parts, each a whole document.
 """
 
@@ -16,11 +17,12 @@ __all__ = ["PRERENDER", "SPLIT", "TAKE_DIAGRAMS"]
 # Runs in the print page once its scripts have run. Each block is one change;
 # the argument carries the cover's text, the pages' addresses and the site URL.
 PRERENDER = r"""
-async ({cover, addresses, siteUrl}) => {
+async ({cover, addresses, siteUrl, drawn, drawnId}) => {
   const LAST_PAGE_MIN_CHARS = 400;
   const remove = element => element.remove();
   const book = document.getElementById("print-site-page");
   const problems = [];
+  const rendered = {};
 
   // Diagrams: drawn here as SVG with text labels, from the fence's source.
   mermaid.initialize({
@@ -32,9 +34,15 @@ async ({cover, addresses, siteUrl}) => {
     flowchart: { htmlLabels: false, useMaxWidth: true },
     sequence: { useMaxWidth: true },
   });
+  // A diagram drawn by an earlier build (``drawn``, by its source) is used
+  // as it is, with its ids made this one's; the others are drawn and returned.
   for (const [i, figure] of [...book.querySelectorAll(".cp-diagram")].entries()) {
     try {
-      const { svg } = await mermaid.render(`cp-diagram-${i}`, figure.dataset.source);
+      let svg = drawn[figure.dataset.source]?.replaceAll(drawnId, `cp-diagram-${i}`);
+      if (svg === undefined) {
+        ({ svg } = await mermaid.render(`cp-diagram-${i}`, figure.dataset.source));
+        rendered[figure.dataset.source] = svg.replaceAll(`cp-diagram-${i}`, drawnId);
+      }
       figure.innerHTML = svg;
     } catch (error) {
       problems.push(`diagram ${i + 1} does not render: ${error.message ?? error}`);
@@ -225,7 +233,7 @@ async ({cover, addresses, siteUrl}) => {
   article.append(book);
   body.append(article);
   document.body.replaceWith(body);
-  return problems;
+  return { problems, rendered };
 }
 """
 
