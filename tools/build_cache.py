@@ -15,6 +15,9 @@ between two builds almost all of their inputs are the same:
   which are most of a page's tags and add nothing to the index
   (:func:`without_token_spans`).
 
+The book's pre-render keeps its drawn diagrams here too, by the same
+:func:`key`, :func:`load` and :func:`store` (tools/pdf/prerender.py).
+
 Each result is stored under ``.cache/build/<kind>/`` in a file named by the
 SHA-256 of everything the result depends on: the input, the options, the
 versions of Python, of the package doing the work and of this module
