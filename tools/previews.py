@@ -133,6 +133,22 @@ _pages: list[tuple[str, Path | Future[Path]]] = []
 _drawing: list[ProcessPoolExecutor] = []
 
 
+def _importable() -> Any:
+    """This module as the worker process will import it, or None.
+
+    MkDocs loads a hook from its file under another name, which a worker
+    cannot import; ``tools.previews`` is importable when the project's folder
+    is on the path (``python -m tools.build`` puts it there; a bare
+    ``properdocs build`` does not).
+    """
+    try:
+        module = importlib.import_module("tools.previews")
+    except ImportError:
+        return None
+    same = Path(module.__file__ or "").resolve() == Path(__file__).resolve()
+    return module if same else None
+
+
 def _drawer() -> ProcessPoolExecutor:
     """The process that draws this build's new cards, started for the first one.
 
@@ -154,10 +170,12 @@ def on_page_context(context: Any, page: Any, config: Any, nav: Any) -> Any:
     cached = CACHE / f"{card_key(card)[:24]}.png"
     if os.environ.get(SWITCH) != "0" and _complete(cached):
         _pages.append((page.file.src_uri, cached))
+        return context
+    importable = _importable()
+    if importable is None:  # drawn here, then
+        _pages.append((page.file.src_uri, cached_card(card)))
     else:
-        # MkDocs loads this file as a hook under another module name; the
-        # worker process finds the function under its importable name.
-        draw = importlib.import_module("tools.previews").cached_card
+        draw = importable.cached_card
         _pages.append((page.file.src_uri, _drawer().submit(draw, card, CACHE)))
     return context
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jinja2
@@ -264,3 +265,31 @@ def test_a_build_without_the_caches_makes_the_same_site(
     assert sorted(cached) == sorted(computed)
     differ = [name for name in computed if cached[name] != computed[name]]
     assert not differ, f"cached build differs in {differ[:10]}"
+
+
+@pytest.mark.parametrize("worker", [True, False], ids=["in-a-worker", "in-the-build"])
+def test_a_new_card_is_drawn_and_copied_into_the_site(
+    worker: bool, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A card not drawn before is drawn in a worker process, or in the build's
+    own process when the worker could not import this module (a bare
+    ``properdocs build``), and lands in the site either way."""
+    if not worker:
+        monkeypatch.setattr(previews, "_importable", lambda: None)
+    page = SimpleNamespace(
+        meta={"title": "A page", "description": "What it is about."},
+        title="A page",
+        parent=None,
+        file=SimpleNamespace(src_uri="topic/page.md"),
+    )
+    config = {"site_name": "Site", "site_dir": str(tmp_path / "site")}
+    previews.on_pre_build(config)
+    previews.on_page_context({}, page, config, None)
+    assert bool(previews._drawing) is worker
+    previews.on_post_build(config)
+    card = tmp_path / "site" / previews.preview_path("topic/page.md")
+    assert card.read_bytes().endswith(previews.PNG_END)
+    assert (
+        card.read_bytes()
+        == previews.cached_card(previews.card_for(page, config)).read_bytes()
+    )

@@ -25,7 +25,7 @@ from tests.conftest import ROOT, unavailable
 from tools import browser
 from tools.links import page_url
 from tools.page_checks import DOCS, heading_ids, outside_fences, page_kind
-from tools.pdf import build_pdf, print_site
+from tools.pdf import anchors, build_pdf
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -382,12 +382,12 @@ def test_anchor_renaming_is_the_print_site_plugins(built_site: Path) -> None:
     renamed = 0
     for page in sorted(built_site.rglob("index.html")):
         html = page.read_text()
-        ours = print_site.update_anchor_ids(html, "key")
+        ours = anchors.update_anchor_ids(html, "key")
         assert ours == original(html, "key"), page
         renamed += ours != html
     assert renamed > 50
     across = '<h2 id="a\nb">A</h2>\n<p><span class="x"><li id="c">C</li></span></p>'
-    assert print_site.update_anchor_ids(across, "k") == original(across, "k")
+    assert anchors.update_anchor_ids(across, "k") == original(across, "k")
 
 
 def test_diagrams_drawn_by_an_earlier_build_make_the_same_book(book: Book) -> None:
