@@ -112,12 +112,19 @@ def _complete(path: Path) -> bool:
         return False
 
 
+def drawn_card(card: tuple[str, str, str, str], cache: Path) -> tuple[Path, bool]:
+    """Where the card's PNG goes under ``cache``, and whether a whole one is
+    there to use (never with the caches switched off)."""
+    cached = cache / f"{card_key(card)[:24]}.png"
+    return cached, os.environ.get(SWITCH) != "0" and _complete(cached)
+
+
 def cached_card(card: tuple[str, str, str, str], cache: Path | None = None) -> Path:
     """The card's PNG under ``cache`` (.cache/previews), drawn if missing or cut
     short."""
     cache = CACHE if cache is None else cache
-    cached = cache / f"{card_key(card)[:24]}.png"
-    if os.environ.get(SWITCH) != "0" and _complete(cached):
+    cached, usable = drawn_card(card, cache)
+    if usable:
         return cached
     cache.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=cache, suffix=".tmp")
@@ -167,12 +174,12 @@ def on_pre_build(config: Any) -> None:
 
 def on_page_context(context: Any, page: Any, config: Any, nav: Any) -> Any:
     card = card_for(page, config)
-    cached = CACHE / f"{card_key(card)[:24]}.png"
-    if os.environ.get(SWITCH) != "0" and _complete(cached):
+    cached, usable = drawn_card(card, CACHE)
+    if usable:
         _pages.append((page.file.src_uri, cached))
         return context
     importable = _importable()
-    if importable is None:  # drawn here, then
+    if importable is None:  # no worker can import this module: drawn here
         _pages.append((page.file.src_uri, cached_card(card)))
     else:
         draw = importable.cached_card

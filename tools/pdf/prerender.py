@@ -9,12 +9,12 @@ admonition icons into inline SVG, replace each page's API reference with a
 link to it on the web, mark each chapter's last lines to stay together, make
 runs of code tokens drawn alike one run of text (each token is a box to lay
 out and draw; on paper operators and punctuation take the names' colour, so
-most runs are a line long), and split the book into parts. The result is saved without
-scripts. Material's own script is not run: it would draw the diagrams into a
-closed shadow root and add buttons that mean nothing on paper. Drawing the
-diagrams is most of this step's time: each drawn diagram is kept under
-.cache/build (tools/build_cache.py), keyed by its source, the diagram library,
-the script and the browser, and the next build uses it.
+most runs are a line long), and split the book into parts. The result is
+saved without scripts. Material's own script is not run: it would draw the
+diagrams into a closed shadow root and add buttons that mean nothing on
+paper. Drawing the diagrams is most of this step's time: each drawn diagram
+is kept under .cache/build (tools/build_cache.py), keyed by its source, the
+diagram library, the script and the browser, and the next build uses it.
 
 Chromium may read files and nothing else.
 """
@@ -112,8 +112,7 @@ def prerender(
             },
         )
         problems = result["problems"]
-        for source, svg in result["rendered"].items():
-            build_cache.store("diagram", build_cache.key("diagram", salt, source), svg)
+        keep_diagrams(salt, result["rendered"])
         document = page.content()
         sizes = page.evaluate(
             "() => [...document.getElementById('print-site-page').children]"
@@ -153,10 +152,22 @@ def drawn_diagrams(salt: list[str], sources: list[str]) -> dict[str, str]:
     if not build_cache.enabled():
         return drawn
     for source in sources:
-        svg = build_cache.load("diagram", build_cache.key("diagram", salt, source))
+        svg = build_cache.load("diagram", diagram_key(salt, source))
         if isinstance(svg, str):
             drawn[source] = svg
     return drawn
+
+
+def keep_diagrams(salt: list[str], rendered: dict[str, str]) -> None:
+    """Store the diagrams this build drew, by source, for the next build."""
+    if not build_cache.enabled():
+        return
+    for source, svg in rendered.items():
+        build_cache.store("diagram", diagram_key(salt, source), svg)
+
+
+def diagram_key(salt: list[str], source: str) -> str:
+    return build_cache.key("diagram", salt, source)
 
 
 def finish(document: str, book: Book) -> str:
