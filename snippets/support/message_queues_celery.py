@@ -155,6 +155,9 @@ def worker(
 ) -> Iterator[Worker]:
     """Start a worker and wait until it consumes; always killed (SIGKILL) and reaped.
 
+    An error raised inside the block carries the end of the worker's log,
+    with the stacks of its threads if it was still running.
+
     ``env`` adds environment variables, such as billiard's ``REMAP_SIGTERM``.
     """
     environ = {
@@ -181,6 +184,12 @@ def worker(
                     raise RuntimeError(f"worker {name} did not start:\n{handle.log()}")
                 time.sleep(0.02)
         yield handle
+    except Exception as error:  # say what the worker saw: its stacks and log
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGUSR1)  # Celery writes its stacks to the log
+            time.sleep(1)
+        error.add_note(f"worker {name}'s log ends:\n{handle.log()[-6000:]}")
+        raise
     finally:
         handle.kill()
         handle.log_path.unlink(missing_ok=True)

@@ -4,7 +4,8 @@ The real pytest and pytest-xdist (the test lock's versions) run small suites
 copied from suites/ into tmp_path, in subprocesses. A rendezvous (a folder
 each worker adds a file to and waits until both files are there) makes the
 two workers use a shared file and a shared port at the same moment on every
-run, so the collisions are certain, not likely. Everything asserted is a
+run, so the collisions are certain, not likely; the two bind in turns, so
+the second always fails at bind, not in listen(). Everything asserted is a
 count; nothing is timed.
 """
 

@@ -266,7 +266,8 @@ def test_an_oversized_pool_is_throttled_and_a_right_sized_one_is_not(
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one CPU: the stdlib default is already one worker")
     assert oversized["workers"] == os.cpu_count() and right["workers"] == 1
-    assert oversized["throttled"] > right["throttled"]
-    # throttled time as a share of wall time: most of it against almost none
+    # throttled time as a share of wall time: most of it against almost none.
+    # Not nr_throttled: a one-worker pool can be counted throttled in every
+    # period too, for a fraction of a millisecond each time.
     assert oversized["throttled_ms"] / 1000 / oversized["wall"] > 0.4
     assert right["throttled_ms"] / 1000 / right["wall"] < 0.1

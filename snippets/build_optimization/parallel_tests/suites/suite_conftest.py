@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +30,56 @@ def rendezvous() -> Callable[[str], None]:
     """
 
     def meet(name: str) -> None:
-        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-        if workers < 2:
+        if workers() < 2:
             return
         here = SHARED / f"rendezvous-{name}"
         here.mkdir(exist_ok=True)
         (here / worker_name()).touch()
-        deadline = time.monotonic() + 30
-        while len(list(here.iterdir())) < workers:
-            if time.monotonic() > deadline:
-                pytest.fail(f"rendezvous {name}: the other worker never came")
-            time.sleep(0.01)
+        wait_for(name, lambda: len(list(here.iterdir())) >= workers())
 
     return meet
+
+
+@pytest.fixture
+def take_turns(
+    rendezvous: Callable[[str], None],
+) -> Callable[[str], AbstractContextManager[None]]:
+    """Run a block in one worker after the other: gw1 starts its block when
+    gw0 has finished its own, and no worker leaves until all have finished.
+
+    Two sockets that bind one port at the same instant can both succeed
+    (``create_server`` sets SO_REUSEADDR) and fail later, in ``listen()``;
+    in turns, the second always fails at ``bind()``, while the first listens.
+    """
+
+    @contextmanager
+    def turn(name: str) -> Iterator[None]:
+        if workers() < 2:
+            yield
+            return
+        done = SHARED / f"turns-{name}"
+        done.mkdir(exist_ok=True)
+        earlier = {f"gw{n}" for n in range(int(worker_name().removeprefix("gw")))}
+        wait_for(name, lambda: earlier <= {p.name for p in done.iterdir()})
+        try:
+            yield
+        finally:
+            (done / worker_name()).touch()
+            rendezvous(f"{name}-all-done")
+
+    return turn
+
+
+def workers() -> int:
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
+def wait_for(name: str, ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not ready():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name}: the other worker never came")
+        time.sleep(0.01)
 
 
 def create_database() -> dict[str, Any]:
