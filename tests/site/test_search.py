@@ -43,30 +43,43 @@ def page_path(href: str, server: Server) -> str:
     return path.removeprefix(urlsplit(server.url).path)
 
 
+# The theme talks to its search worker in messages (Material's
+# SearchMessageType: 2 is a query, 3 its results). Counting both tells when the
+# worker has answered the last query typed, and the answer is counted only after
+# every listener of its message has run, so by then the theme has drawn it.
+COUNT_SEARCHES = """(() => {
+  const Native = window.Worker;
+  window.searches = { asked: 0, answered: 0 };
+  window.Worker = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (event) => {
+        if (event.data && event.data.type === 3)
+          setTimeout(() => { window.searches.answered += 1; });
+      });
+    }
+    postMessage(message, ...rest) {
+      if (message && message.type === 2) window.searches.asked += 1;
+      return super.postMessage(message, ...rest);
+    }
+  };
+})();"""
+
+ANSWERED = (
+    """(asked) => searches.asked > asked && searches.answered === searches.asked"""
+)
+
+
 def results_for(page: Any, query: str, server: Server) -> list[str]:
-    """Enter the query (as pasted: the theme searches on key-up) and wait for
-    the results to settle."""
+    """Type the query as pasted (the theme searches on key-up) and read the
+    results the theme drew for it."""
+    asked = page.evaluate("searches.asked")
     box = page.locator(".md-search__input")
     box.focus()
-    # Clear the previous query's results first: a slow search would otherwise
-    # leave them on screen, steady, and they would be read as this query's.
-    box.fill("")
-    for _ in range(100):
-        if not page.evaluate(TOP_PAGES, TOP):
-            break
-        page.wait_for_timeout(50)
     box.fill(query[:-1])
     page.keyboard.type(query[-1])
-    last: list[str] = []
-    steady = 0
-    for _ in range(100):
-        page.wait_for_timeout(50)
-        now = [page_path(h, server) for h in page.evaluate(TOP_PAGES, TOP)]
-        steady = steady + 1 if now == last and now else 0
-        last = now
-        if steady >= 4:
-            break
-    return last
+    page.wait_for_function(ANSWERED, arg=asked, timeout=30_000)
+    return [page_path(h, server) for h in page.evaluate(TOP_PAGES, TOP)]
 
 
 def test_the_query_table_is_large_and_points_at_pages(site_server: Server) -> None:
@@ -84,6 +97,7 @@ def test_the_query_table_is_large_and_points_at_pages(site_server: Server) -> No
 @pytest.mark.timeout(300)
 def test_search_finds_what_readers_mean(browser: Any, site_server: Server) -> None:
     page = browser.new_page()
+    page.add_init_script(COUNT_SEARCHES)
     open_page(page, site_server.url)
     misses = []
     for entry in load_queries(site_server.root):
