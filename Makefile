@@ -49,12 +49,12 @@ lint: $(VENV)/.installed-lint ## ruff on all the code: snippets/, tests/, tools/
 typecheck: $(VENV)/.installed-test ## mypy (strict) on snippets/, tests/, tools/, benchmarks/
 	$(BIN)/mypy
 
-# pytest-xdist: each pattern's tests stay on one worker, the site tests share one
-# (tests/conftest.py). PYTEST_WORKERS=0 runs everything in one process. Two, as
-# many as the cores: four ran the tests outside tests/site/ in 239 s against 278 s,
-# but the site's scope is one worker's work and the longer pole either way, and
-# more workers crowd the timing-sensitive tests.
-PYTEST_WORKERS ?= 2
+# pytest-xdist: each pattern's tests stay on one worker, each site module is a
+# unit of its own (tests/conftest.py). PYTEST_WORKERS=0 runs everything in one
+# process. Four on 2 cores: most pattern tests wait on services and timers, and
+# with two workers make test kept the CPU busy 39 % of the time
+# (benchmarks/results.md, "The test suite").
+PYTEST_WORKERS ?= 4
 PYTEST_PARALLEL = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadscope)
 
 pytest: $(VENV)/.installed-test

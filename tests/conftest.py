@@ -20,6 +20,7 @@ import subprocess
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -410,20 +411,30 @@ def xdist_scope(nodeid: str) -> str:
 
 
 def unit_order(units: dict[str, list[str]]) -> list[str]:
-    """The order in which units go out to the workers: longest first.
+    """The order in which units go out to the workers.
 
     ``units`` maps each unit to its tests, in collection order. The book goes
-    first, then the rest of the site (browser checks, long), then the
-    patterns, those with more tests first.
+    first (the longest unit); then a unit of the site's checks and a pattern's
+    unit take turns, each kind with more tests first. The site's checks keep
+    the CPU busy (Chromium, builds), the patterns mostly wait on services and
+    timers, so mixing them keeps both cores at work from start to end, where
+    the site first and the patterns after would crowd the one and idle the other.
     """
     position = {unit: index for index, unit in enumerate(units)}
 
-    def rank(unit: str) -> tuple[int, int, int]:
-        tests = units[unit]
-        group = 0 if tests[0].startswith(FIRST) else 1 if unit.startswith(SITE) else 2
-        return (group, -len(tests), position[unit])
+    def larger_first(unit: str) -> tuple[int, int]:
+        return (-len(units[unit]), position[unit])
 
-    return sorted(units, key=rank)
+    book = [unit for unit in units if units[unit][0].startswith(FIRST)]
+    site = sorted(
+        (u for u in units if u.startswith(SITE) and u not in book), key=larger_first
+    )
+    patterns = sorted(
+        (u for u in units if not u.startswith(SITE) and u not in book),
+        key=larger_first,
+    )
+    mixed = [u for pair in zip_longest(site, patterns) for u in pair if u is not None]
+    return book + mixed
 
 
 SITE = "tests/site/"

@@ -28,18 +28,27 @@ def test_site_modules_are_units_and_every_page_checks_one_per_part() -> None:
     assert xdist_scope(every_page) == every_page
 
 
-def test_the_book_goes_first_then_the_site_then_the_largest_pattern() -> None:
+def test_the_book_goes_first_then_site_and_patterns_take_turns() -> None:
     units = {
         "lazy_loading/small": ["tests/lazy_loading/test_small.py::test_a"],
         "message_queues/large": [
             f"tests/message_queues/test_large.py::test_{n}" for n in range(3)
         ],
         "tests/site/test_links.py": ["tests/site/test_links.py::test_a"],
+        "tests/site/test_pages.py": [
+            "tests/site/test_pages.py::test_a",
+            "tests/site/test_pages.py::test_b",
+        ],
         "tests/site/test_pdf.py": ["tests/site/test_pdf.py::test_a"],
+        "webhook_design/medium": [
+            f"tests/webhook_design/test_medium.py::test_{n}" for n in range(2)
+        ],
     }
     assert unit_order(units) == [
         "tests/site/test_pdf.py",
-        "tests/site/test_links.py",
+        "tests/site/test_pages.py",
         "message_queues/large",
+        "tests/site/test_links.py",
+        "webhook_design/medium",
         "lazy_loading/small",
     ]
