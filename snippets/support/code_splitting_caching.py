@@ -100,6 +100,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _send(
         self, route: str, status: int, body: bytes, headers: dict[str, str]
     ) -> None:
+        # Logged before the answer goes out: once the browser has it, the
+        # test may read the log (logged after, the last answer could be missing).
+        with self.host.lock:
+            self.host.log.append((route, status))
+            self.host.headers[route] = headers
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -107,9 +112,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        with self.host.lock:
-            self.host.log.append((route, status))
-            self.host.headers[route] = headers
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

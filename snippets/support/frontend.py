@@ -209,6 +209,9 @@ class _StaticHandler(http.server.BaseHTTPRequestHandler):
             kind = TYPES.get(path.suffix, "application/octet-stream")
         else:
             status, data, kind = 404, b"Not Found\n", "text/plain; charset=utf-8"
+        # Logged before the answer goes out, so that a test that has seen the
+        # browser get it also finds it in the log.
+        self.host.log(self.command, route, status)
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
@@ -218,7 +221,6 @@ class _StaticHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(data)
-        self.host.log(self.command, route, status)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -54,21 +54,27 @@ def handle_or_requeue(channel: Channel, method: Any, body: bytes, handle: Any) -
 # --8<-- [end:naive]
 
 
-def demo_spin(url: str, queue: str, seconds: float = 1.0) -> tuple[int, int]:
-    """How often a poison message is redelivered in ``seconds`` (prefetch 1),
-    and how many messages are still queued afterwards."""
+def demo_spin(
+    url: str, queue: str, times: int = 50, timeout: float = 30.0
+) -> tuple[int, float, int]:
+    """Consume one poison message with prefetch 1 until it has been delivered
+    ``times`` times: the deliveries, the seconds they took, and how many
+    messages are still queued afterwards."""
     handler, count = FlakyHandler(), 0
     with confirmed_channel(url) as channel:
         channel.queue_declare(queue, durable=True)
         publish_all(channel, queue, [b"poison"])
-        end = time.monotonic() + seconds
+        start = time.monotonic()
         for method, _props, body in deliveries(
-            channel, queue, prefetch=1, until=lambda: time.monotonic() > end
+            channel, queue, prefetch=1, timeout=timeout, until=lambda: False
         ):
             handle_or_requeue(channel, method, body, handler)
             count += 1
+            if count == times:
+                break
+        took = time.monotonic() - start
         harness.wait_until(lambda: depth(channel, queue) == 1, 10)
-        return count, depth(channel, queue)
+        return count, took, depth(channel, queue)
 
 
 # --8<-- [start:demo-tiers]
@@ -167,10 +173,10 @@ def demo_head_of_line(
 
 def show_spin() -> list[str]:
     with services.rabbitmq() as mq:
-        count, left = demo_spin(mq.url, mq.name("spin"))
+        count, took, left = demo_spin(mq.url, mq.name("spin"))
     return [
-        "basic_nack(requeue=True), prefetch 1, one poison message, 1 s:",
-        f"  deliveries: {'over 50' if count > 50 else count}",
+        "basic_nack(requeue=True), prefetch 1, one poison message:",
+        f"  deliveries: {count}, {'in under 5 s' if took < 5 else f'in {took:.0f} s'}",
         f"  still queued when the demo stopped consuming: {left}",
     ]
 
