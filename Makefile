@@ -53,7 +53,7 @@ typecheck: $(VENV)/.installed-test ## mypy (strict) on snippets/, tests/, tools/
 # unit of its own (tests/conftest.py). PYTEST_WORKERS=0 runs everything in one
 # process. Four on 2 cores: most pattern tests wait on services and timers, and
 # with two workers make test kept the CPU busy 39 % of the time
-# (benchmarks/results.md, "The test suite").
+# (benchmarks/results.md, "The test suite in parallel").
 PYTEST_WORKERS ?= 4
 PYTEST_PARALLEL = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadscope)
 

@@ -213,7 +213,8 @@ def test_nats_killed_worker_message_is_redelivered_after_ack_wait(
     [run] = result.runs
     assert result.line == "started delivery 1"
     assert result.returncode == -signal.SIGKILL
-    assert (run.worker, run.delivery, result.handled) == ("worker-b", 2, 1)
+    # (seen once under load: worker-b got delivery 1; the whole result says more)
+    assert (run.worker, run.delivery, result.handled) == ("worker-b", 2, 1), result
     assert result.state == (0, 0, 0)  # ack pending, redelivered, left in stream
 
 
