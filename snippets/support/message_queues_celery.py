@@ -131,13 +131,18 @@ class Worker:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGUSR1)
-            time.sleep(1)
-            tail = self.log()[-6000:]
             raise TimeoutError(
                 f"worker {self.name} still running {timeout} s after SIGTERM; "
-                f"the end of its log:\n{tail}"
+                f"the end of its log:\n{self.last_words()}"
             ) from None
+
+    def last_words(self) -> str:
+        """The end of the log; if the worker still runs, its threads' stacks
+        are asked for first (Celery's SIGUSR1 handler writes them there)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+        return self.log()[-6000:]
 
 
 @contextmanager
@@ -185,10 +190,7 @@ def worker(
                 time.sleep(0.02)
         yield handle
     except Exception as error:  # say what the worker saw: its stacks and log
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGUSR1)  # Celery writes its stacks to the log
-            time.sleep(1)
-        error.add_note(f"worker {name}'s log ends:\n{handle.log()[-6000:]}")
+        error.add_note(f"worker {name}'s log ends:\n{handle.last_words()}")
         raise
     finally:
         handle.kill()
