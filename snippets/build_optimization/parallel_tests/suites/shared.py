@@ -25,7 +25,9 @@ def test_report_round_trip(rendezvous: Callable[[str], None]) -> None:
     assert REPORT.read_text() == ME
 
 
-def test_server_port(take_turns: Callable[[str], AbstractContextManager[None]]) -> None:
+def test_server_port(
+    take_turns: Callable[[str], AbstractContextManager[None]],
+) -> None:
     with take_turns("bind"):  # one worker binds while the other listens
         server = socket.create_server(("127.0.0.1", PORT))  # one port for all
     server.close()
