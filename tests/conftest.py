@@ -379,12 +379,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-# Checks of the whole site that take one part of it per test (test_browser's
-# SECTIONS): each part is a unit of its own, so the workers share them.
-SPLIT_SITE_CHECKS = (
+# The checks of every page read one visit of a part of the site
+# (tests/site/page_visits.py): the checks of a part are one unit, so the part is
+# visited once. Each is parametrized by the part ("about"), the accessibility
+# check by the palette too ("light-about").
+EVERY_PAGE_CHECKS = (
     "tests/site/test_accessibility.py::test_every_page_has_no_serious_violation[",
     "tests/site/test_browser.py::test_every_page_loads_cleanly_and_only_from_the_site[",
+    "tests/site/test_diagrams.py::test_diagram_text_is_at_least_body_size_on_a_desktop[",
 )
+PART = re.compile(r"\[(?:(?:light|dark)-)?(?P<part>[a-z-]+)\]$")
 # The longest unit, the book (build, pre-render and lay-out), starts first.
 FIRST = "tests/site/test_pdf.py"
 
@@ -399,8 +403,11 @@ def xdist_scope(nodeid: str) -> str:
     unit, and the checks of every page a unit per part of the site.
     """
     path, _, rest = nodeid.partition("::")
+    part = PART.search(nodeid)
+    if nodeid.startswith(EVERY_PAGE_CHECKS) and part:
+        return f"tests/site/pages:{part['part']}"
     if path.startswith("tests/site/"):
-        return nodeid if nodeid.startswith(SPLIT_SITE_CHECKS) else path
+        return path
     module = re.fullmatch(r"tests/(\w+)/test_(\w+)\.py", path)
     if module:
         return f"{module[1]}/{module[2]}"

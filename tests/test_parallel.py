@@ -16,16 +16,27 @@ def test_a_pattern_is_one_unit_with_its_output_checks() -> None:
     )
 
 
-def test_site_modules_are_units_and_every_page_checks_one_per_part() -> None:
+def test_site_modules_are_units_and_the_checks_of_every_page_one_per_part() -> None:
     assert xdist_scope("tests/site/test_links.py::test_a") == "tests/site/test_links.py"
     assert xdist_scope("tests/site/test_links.py::test_b[x]") == (
         "tests/site/test_links.py"
     )
-    every_page = (
+    every_page = {
         "tests/site/test_accessibility.py::"
-        "test_every_page_has_no_serious_violation[dark-about]"
-    )
-    assert xdist_scope(every_page) == every_page
+        "test_every_page_has_no_serious_violation[dark-message-queues]",
+        "tests/site/test_accessibility.py::"
+        "test_every_page_has_no_serious_violation[light-message-queues]",
+        "tests/site/test_browser.py::"
+        "test_every_page_loads_cleanly_and_only_from_the_site[message-queues]",
+        "tests/site/test_diagrams.py::"
+        "test_diagram_text_is_at_least_body_size_on_a_desktop[message-queues]",
+    }
+    assert {xdist_scope(test) for test in every_page} == {
+        "tests/site/pages:message-queues"
+    }
+    assert xdist_scope(
+        "tests/site/test_diagrams.py::test_diagram_text_is_at_least_body_size_on_a_phone"
+    ) == ("tests/site/test_diagrams.py")
 
 
 def test_the_book_goes_first_then_site_and_patterns_take_turns() -> None:

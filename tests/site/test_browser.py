@@ -11,69 +11,29 @@ test_search.py, accessibility in test_accessibility.py.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.site.conftest import Server
-from tools.browser import ALL_DIAGRAMS_RENDERED, OPEN_SHADOW_ROOTS
-from tools.links import is_redirect_page
-from tools.page_checks import DOCS
-
-__all__ = [
-    "ALL_DIAGRAMS_RENDERED",
-    "OPEN_SHADOW_ROOTS",
-    "SECTIONS",
-    "open_page",
-    "section_urls",
-]
+from tests.site.page_visits import (
+    SCROLL_TO_FIRST_DIAGRAM,
+    SECTIONS,
+    THEME_MOUNTED,
+    TWO_FRAMES,
+    open_page,
+    page_urls,
+    section_urls,
+    visit,
+    watch,
+)
+from tools.browser import OPEN_SHADOW_ROOTS
 
 pytestmark = pytest.mark.browser
-
-# Material's bundle defines its observables on window once it has mounted the
-# page's components; a test that needs the theme at work waits for this.
-THEME_MOUNTED = "() => typeof window.component$ !== 'undefined'"
-# Two animation frames: every IntersectionObserver has had its first look at
-# the layout (observers report in the frame's rendering step).
-TWO_FRAMES = """() => new Promise(done =>
-  requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"""
-
-
-def open_page(page: Any, url: str) -> None:
-    """Load ``url`` and wait until the theme has mounted the page."""
-    page.goto(url, wait_until="load")
-    page.wait_for_function(THEME_MOUNTED, timeout=15_000)
 
 
 def reload_page(page: Any) -> None:
     page.reload(wait_until="load")
     page.wait_for_function(THEME_MOUNTED, timeout=15_000)
-
-
-def page_urls(server: Server) -> list[str]:
-    """Every page of the site; forwarding pages of moved pages are checked in
-    tests/site/test_links.py (they leave at once, so their load is aborted)."""
-    pages = sorted(
-        p for p in server.root.rglob("index.html") if not is_redirect_page(p)
-    )
-    return [server.url + str(p.parent.relative_to(server.root)) + "/" for p in pages]
-
-
-# The checks of every page take one part of the site per test, so that the test
-# processes share the work (tests/conftest.py hands each part to a worker): a
-# topic's folder, or "home" for the pages outside every folder.
-SECTIONS = [
-    "home",
-    *sorted(d.name for d in DOCS.iterdir() if d.is_dir() and any(d.glob("*.md"))),
-]
-
-
-def section_urls(server: Server, section: str) -> list[str]:
-    """The pages of one part of the site (see ``SECTIONS``)."""
-    folders = [f"{server.url}{name}/" for name in SECTIONS[1:]]
-    if section == "home":
-        return [u for u in page_urls(server) if not u.startswith(tuple(folders))]
-    return [u for u in page_urls(server) if u.startswith(f"{server.url}{section}/")]
 
 
 def test_the_sections_cover_every_page(site_server: Server) -> None:
@@ -82,104 +42,27 @@ def test_the_sections_cover_every_page(site_server: Server) -> None:
     assert all(section_urls(site_server, name) for name in SECTIONS)
 
 
-def watch(page: Any, server: Server) -> list[str]:
-    """Collect everything that would make a reader's page misbehave."""
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning")
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
-    page.on(
-        "requestfailed",
-        lambda r: problems.append(f"failed request: {r.url} ({r.failure})"),
-    )
-
-    def check_host(request: Any) -> None:
-        parts = urlsplit(request.url)
-        if (
-            parts.scheme in ("http", "https", "ws", "wss")
-            and parts.netloc != server.host
-        ):
-            problems.append(f"request to another host: {request.url}")
-
-    page.on("request", check_host)
-    page.on(
-        "response",
-        lambda r: (
-            problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None
-        ),
-    )
-    return problems
-
-
-# The diagram library loads when a diagram nears the viewport
-# (overrides/partials/on-demand.html): scroll to the first one, then all render.
-SCROLL_TO_FIRST_DIAGRAM = """() => {
-  const first = document.querySelector('pre.mermaid, div.mermaid');
-  if (first) first.scrollIntoView();
-}"""
-
-DIAGRAM_LIBRARY = "assets/vendor/mermaid/"
-
-# "Near": within a screen below the viewport, the loader's margin.
-FIRST_DIAGRAM_IS_NEAR = """() => {
-  const first = document.querySelector('pre.mermaid, div.mermaid');
-  return !!first && first.getBoundingClientRect().top < 2 * innerHeight;
-}"""
-
-
+# Every page of one part of the site (tests/site/page_visits.py visits them):
+# no console error or warning, no failed request, no request to another host,
+# no HTTP error; the diagram library loads only once a diagram is near, and
+# only on a page that has one; every diagram is drawn as SVG.
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("section", SECTIONS)
 def test_every_page_loads_cleanly_and_only_from_the_site(
     browser: Any, site_server: Server, section: str
 ) -> None:
-    urls = section_urls(site_server, section)
-    assert urls
-    context = browser.new_context()
-    context.add_init_script(OPEN_SHADOW_ROOTS)
-    failures: dict[str, list[str]] = {}
-    diagrams = 0
-    for url in urls:
-        page = context.new_page()
-        problems = watch(page, site_server)
-        library: list[str] = []
-        page.on(
-            "request",
-            lambda r, seen=library: (
-                seen.append(r.url) if DIAGRAM_LIBRARY in r.url else None
-            ),
-        )
-        open_page(page, url)
-        page.evaluate(TWO_FRAMES)  # the diagram loader has seen the layout
-        has_diagram = page.locator(".mermaid").count() > 0
-        near = page.evaluate(FIRST_DIAGRAM_IS_NEAR)
-        if library and not near:
-            problems.append("the diagram library loaded before any diagram was near")
-        page.evaluate(SCROLL_TO_FIRST_DIAGRAM)
-        try:
-            page.wait_for_function(ALL_DIAGRAMS_RENDERED, timeout=15_000)
-        except Exception:
-            problems.append("a diagram did not render as SVG")
-        diagrams += page.locator(".mermaid").count()
-        if library and not has_diagram:
-            problems.append(f"no diagram, but the diagram library loaded: {library[0]}")
-        if problems:
-            failures[url] = problems
-        page.close()
-    context.close()
+    visits = [v for v in visit(browser, site_server, section) if v.loaded_cleanly]
+    assert visits
+    failures = {v.url: v.problems for v in visits if v.problems}
     assert not failures, "\n".join(
         f"{u}\n  " + "\n  ".join(p) for u, p in failures.items()
     )
+    diagrams = sum(v.diagrams for v in visits)
     in_html = sum(
-        (site_server.root / url.removeprefix(site_server.url) / "index.html")
+        (site_server.root / v.url.removeprefix(site_server.url) / "index.html")
         .read_text()
         .count('class="mermaid"')
-        for url in urls
+        for v in visits
     )
     assert diagrams == in_html, f"{diagrams} diagrams rendered, {in_html} in the HTML"
 

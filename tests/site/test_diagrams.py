@@ -14,49 +14,30 @@ from typing import Any
 import pytest
 
 from tests.site.conftest import Server
-from tests.site.test_browser import SCROLL_TO_FIRST_DIAGRAM, TWO_FRAMES, open_page
+from tests.site.page_visits import (
+    DESKTOP,
+    DIAGRAM_TEXT,
+    SCROLL_TO_FIRST_DIAGRAM,
+    SECTIONS,
+    TWO_FRAMES,
+    open_page,
+    visit,
+)
 from tools.browser import ALL_DIAGRAMS_RENDERED, OPEN_SHADOW_ROOTS
 
-__all__ = ["DIAGRAM_TEXT", "diagram_pages", "too_small"]
+__all__ = ["diagram_pages", "too_small"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 # A rendered label may be this much smaller than the body text (rounding).
 TOLERANCE_PX = 0.5
 
-VIEWPORTS: dict[str, dict[str, Any]] = {
-    "desktop": {"viewport": {"width": 1280, "height": 900}},
-    "phone": {
-        "viewport": {"width": 390, "height": 844},
-        "device_scale_factor": 3,
-        "is_mobile": True,
-        "has_touch": True,
-    },
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
 }
-
-# Each label of each diagram on the page: its text and its size on screen in
-# CSS pixels (its font size times the scale the diagram is drawn at), with the
-# size of the page's body text.
-DIAGRAM_TEXT = """() => {
-  const body = parseFloat(getComputedStyle(
-    document.querySelector(".md-content .md-typeset p") ??
-    document.querySelector(".md-typeset")).fontSize);
-  const labels = [];
-  document.querySelectorAll("div.mermaid").forEach((host, diagram) => {
-    const svg = host.shadowRoot?.querySelector("svg");
-    if (!svg) return;
-    const box = svg.viewBox.baseVal;
-    const scale = box && box.width ? svg.getBoundingClientRect().width / box.width : 1;
-    const leaves = [...svg.querySelectorAll("text, tspan, foreignObject *")]
-      .filter(element => [...element.childNodes].some(
-        node => node.nodeType === Node.TEXT_NODE && node.data.trim()));
-    for (const element of leaves) {
-      const size = parseFloat(getComputedStyle(element).fontSize) * scale;
-      labels.push({diagram: diagram + 1, text: element.textContent.trim(), size});
-    }
-  });
-  return {body, labels};
-}"""
 
 
 def diagram_pages(server: Server) -> list[str]:
@@ -79,13 +60,39 @@ def too_small(measured: dict[str, Any], where: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("device", sorted(VIEWPORTS))
-def test_diagram_text_is_at_least_body_size(
-    browser: Any, site_server: Server, device: str
+def report(small: list[str], labels: int) -> None:
+    assert labels, "no diagram label was measured"
+    assert not small, f"{len(small)} labels smaller than the body text:\n" + "\n".join(
+        small[:40]
+    )
+
+
+# On a desktop, measured where tests/site/page_visits.py drew every diagram of
+# one part of the site. A part without diagrams (the home pages, today) checks
+# that none of its pages has one.
+@pytest.mark.parametrize("section", SECTIONS)
+def test_diagram_text_is_at_least_body_size_on_a_desktop(
+    browser: Any, site_server: Server, section: str
+) -> None:
+    visits = visit(browser, site_server, section)
+    measured = {v.url: v.diagram_text for v in visits if v.diagram_text is not None}
+    with_diagrams = set(diagram_pages(site_server)) & {v.url for v in visits}
+    assert set(measured) == with_diagrams, "pages with a diagram left unmeasured"
+    small = [
+        label
+        for url, text in measured.items()
+        for label in too_small(text, f"desktop {url.removeprefix(site_server.url)}")
+    ]
+    if measured:
+        report(small, sum(len(text["labels"]) for text in measured.values()))
+
+
+def test_diagram_text_is_at_least_body_size_on_a_phone(
+    browser: Any, site_server: Server
 ) -> None:
     pages = diagram_pages(site_server)
     assert pages, "no page of the site has a diagram"
-    context = browser.new_context(**VIEWPORTS[device])
+    context = browser.new_context(**PHONE)
     context.add_init_script(OPEN_SHADOW_ROOTS)
     page = context.new_page()
     small: list[str] = []
@@ -97,19 +104,16 @@ def test_diagram_text_is_at_least_body_size(
         page.wait_for_function(ALL_DIAGRAMS_RENDERED, timeout=15_000)
         measured = page.evaluate(DIAGRAM_TEXT)
         labels += len(measured["labels"])
-        small += too_small(measured, f"{device} {url.removeprefix(site_server.url)}")
+        small += too_small(measured, f"phone {url.removeprefix(site_server.url)}")
     context.close()
-    assert labels, "no diagram label was measured"
-    assert not small, f"{len(small)} labels smaller than the body text:\n" + "\n".join(
-        small[:40]
-    )
+    report(small, labels)
 
 
 def test_the_check_fails_on_a_shrunken_diagram(
     browser: Any, site_server: Server
 ) -> None:
     """The measurement sees a diagram drawn at half its size."""
-    context = browser.new_context(**VIEWPORTS["desktop"])
+    context = browser.new_context(**DESKTOP)
     context.add_init_script(OPEN_SHADOW_ROOTS)
     page = context.new_page()
     open_page(page, diagram_pages(site_server)[0])

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.site.test_browser import ALL_DIAGRAMS_RENDERED, OPEN_SHADOW_ROOTS
 from tools import offline
+from tools.browser import ALL_DIAGRAMS_RENDERED, OPEN_SHADOW_ROOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.site.conftest import Server
-from tests.site.test_browser import open_page
+from tests.site.page_visits import open_page
 
 pytestmark = pytest.mark.browser
 
