@@ -10,10 +10,10 @@ module, it sums those files by unit and by area.
     python -m benchmarks.cpu_per_test [REPORTS_DIR]
 
 Each test process moves itself into a control group of its own (cgroup v1's
-``cpuacct`` hierarchy, or cgroup v2), so that every process it starts is
-counted, whether it was reaped, detached or still running; a container
-started by the Docker daemon is not, nor are the servers (RabbitMQ,
-PostgreSQL...). A session-scoped fixture's process (Chromium) counts towards
+``cpuacct`` hierarchy, or cgroup v2) inside its current one, so that every
+process it starts is counted, whether it was reaped, detached or still
+running; a container started by the Docker daemon is not, nor are the servers
+(RabbitMQ, PostgreSQL...). A session-scoped fixture's process (Chromium) counts towards
 whichever test is running, so the sums by unit are the numbers to read, not
 single tests.
 """
@@ -38,11 +38,15 @@ V2 = Path("/sys/fs/cgroup/cgroup.controllers")
 
 
 def own_cgroup(name: str) -> Path:
-    """A new control group holding this process; returns its CPU usage file."""
-    if V1.is_dir():
-        group, usage = V1 / name, "cpuacct.usage"  # nanoseconds
-    elif V2.is_file():
-        group, usage = V2.parent / name, "cpu.stat"  # usage_usec line
+    """A new control group, inside this process's, holding this process; returns
+    its CPU usage file (a parent's usage includes its groups')."""
+    groups = dict(
+        line.split(":", 2)[1:] for line in Path("/proc/self/cgroup").read_text().split()
+    )
+    if V1.is_dir():  # cgroup v1: the cpuacct hierarchy, in nanoseconds
+        group, usage = V1 / groups["cpuacct"].lstrip("/") / name, "cpuacct.usage"
+    elif V2.is_file():  # cgroup v2: the usage_usec line of cpu.stat
+        group, usage = V2.parent / groups[""].lstrip("/") / name, "cpu.stat"
     else:
         raise pytest.UsageError("cpu_per_test needs cgroups mounted at /sys/fs/cgroup")
     group.mkdir(exist_ok=True)
