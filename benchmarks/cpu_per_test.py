@@ -4,7 +4,8 @@ and every process it started.
 Loaded as a pytest plugin, it writes one line per test to
 ``.reports/cpu/<worker>.jsonl``: the test's id, its unit (``xdist_scope``),
 its wall time and its CPU time (setup, call and teardown together). Run as a
-module, it sums those files by unit and by area.
+module, it sums those files by area and writes the table to
+benchmarks/results.md ("Where the CPU goes").
 
     python -m pytest -p benchmarks.cpu_per_test ...   # or PYTEST_ARGS=... make pytest
     python -m benchmarks.cpu_per_test [REPORTS_DIR]
@@ -20,6 +21,7 @@ single tests.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -30,7 +32,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.bench import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results.md"
+BEGIN = "<!-- cpu-per-test: written by `python -m benchmarks.cpu_per_test` -->"
+END = "<!-- /cpu-per-test -->"
 
 
 V1 = Path("/sys/fs/cgroup/cpuacct")
@@ -87,11 +94,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def area(unit: str) -> str:
+    """The site module (a part of the site's visit counts as "pages") or topic."""
+    if unit.startswith("tests/site/pages:"):
+        return "site: every page (browser, accessibility, desktop diagrams)"
     if unit.startswith("tests/site/"):
         return "site: " + unit.split("/")[2].split(".py")[0]
     if "/" in unit and not unit.startswith("tests/"):
         return "patterns: " + unit.split("/")[0]
-    return "other"
+    return "other tests"
 
 
 def main(argv: list[str]) -> int:
@@ -104,18 +114,35 @@ def main(argv: list[str]) -> int:
     if not rows:
         print(f"no CPU records in {folder}: run pytest -p benchmarks.cpu_per_test")
         return 1
-    for key in ("unit", "area"):
-        cpu: dict[str, float] = defaultdict(float)
-        wall: dict[str, float] = defaultdict(float)
-        for row in rows:
-            name = row["unit"] if key == "unit" else area(row["unit"])
-            cpu[name] += row["cpu"]
-            wall[name] += row["wall"]
-        total = sum(cpu.values())
-        print(f"\nCPU by {key}: {total:.0f} s in all, {len(rows)} tests")
-        for name, seconds in sorted(cpu.items(), key=lambda item: -item[1])[:40]:
-            share = seconds / total
-            print(f"{seconds:8.1f} s {share:6.1%}  wall {wall[name]:7.1f} s  {name}")
+    cpu: dict[str, float] = defaultdict(float)
+    wall: dict[str, float] = defaultdict(float)
+    tests: dict[str, int] = defaultdict(int)
+    for row in rows:
+        cpu[area(row["unit"])] += row["cpu"]
+        wall[area(row["unit"])] += row["wall"]
+        tests[area(row["unit"])] += 1
+    total = sum(cpu.values())
+    today = datetime.date.today().isoformat()
+    lines = [
+        BEGIN,
+        "## Where the CPU goes",
+        "",
+        f"One run of the tests with `-p benchmarks.cpu_per_test` ({today}, 2 cores,"
+        f" {len(rows)} tests): the CPU time of each test process and every process"
+        " it started (Chromium, Node.js, compilers, demos), counted by a control"
+        f" group; {total:.0f} s in all. Worker-seconds add up across parallel"
+        " workers.",
+        "",
+        "| Area | Tests | CPU seconds | Share | Test seconds |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
+        lines.append(
+            f"| {name} | {tests[name]} | {seconds:.0f} | {seconds / total:.0%}"
+            f" | {wall[name]:.0f} |"
+        )
+    write_section(RESULTS, "\n".join([*lines, "", END]))
+    print(f"wrote the CPU section of {RESULTS.relative_to(ROOT)}: {total:.0f} s")
     return 0
 
 
