@@ -403,8 +403,7 @@ def xdist_scope(nodeid: str) -> str:
     unit, and the checks of every page a unit per part of the site.
     """
     path, _, rest = nodeid.partition("::")
-    part = PART.search(nodeid)
-    if nodeid.startswith(EVERY_PAGE_CHECKS) and part:
+    if nodeid.startswith(EVERY_PAGE_CHECKS) and (part := PART.search(nodeid)):
         return f"tests/site/pages:{part['part']}"
     if path.startswith("tests/site/"):
         return path

@@ -30,6 +30,7 @@ __all__ = [
     "DESKTOP",
     "DIAGRAM_TEXT",
     "PALETTES",
+    "SCHEME",
     "SCROLL_TO_FIRST_DIAGRAM",
     "SECTIONS",
     "TWO_FRAMES",
@@ -181,6 +182,7 @@ AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 BLOCKING = ("critical", "serious")
 # The palette a reader's system preference picks: its ``data-md-color-scheme``.
 PALETTES = {"light": "default", "dark": "slate"}
+SCHEME = "() => document.body.getAttribute('data-md-color-scheme')"
 # A palette changes colours and nothing else (Material swaps CSS custom
 # properties), so the page's structure is checked once, in the light palette,
 # and the dark palette is checked for the rules that depend on colour.
@@ -282,9 +284,6 @@ def _visit(browser: Any, server: Server, section: str) -> list[PageVisit]:
         record.violations["dark"] = violations(page, COLOUR_RULES)
     dark.close()
     return visits
-
-
-SCHEME = "() => document.body.getAttribute('data-md-color-scheme')"
 
 
 def _check_loading(page: Any, record: PageVisit, library: list[str]) -> None:

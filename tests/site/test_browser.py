@@ -16,6 +16,7 @@ import pytest
 
 from tests.site.conftest import Server
 from tests.site.page_visits import (
+    SCHEME,
     SCROLL_TO_FIRST_DIAGRAM,
     SECTIONS,
     THEME_MOUNTED,
@@ -181,7 +182,6 @@ def test_copy_a_link_menu_copies_the_section_address(
     assert markdown.endswith(f"({url})")
 
 
-SCHEME = "() => document.body.getAttribute('data-md-color-scheme')"
 # The page's color-scheme tags (partials/start-up.html keeps one, in step with
 # the palette) and whether transitions are still turned off.
 COLOR_SCHEME_TAGS = (
